@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck train evaluate bench soak clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/newsstream demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy streamer training newsstream
+	$(BIN)/pytest -q
+
+train: $(STAMP)
+	$(BIN)/newsstream train
+
+evaluate: $(STAMP)
+	$(BIN)/newsstream evaluate --data ../shared/datasets/newsevents/dev.jsonl
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

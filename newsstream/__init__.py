@@ -1,0 +1,1 @@
+"""The ``newsstream`` command: wires the offline half (``training``) and the runtime (``streamer``)."""
