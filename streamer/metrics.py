@@ -1,0 +1,102 @@
+"""Prometheus metrics of the worker, built around a registry passed in (a fresh one per test).
+
+The names are an interface: dashboards and alerts are built on them. Add, never rename.
+
+=================================================  =========  ==============================================
+name                                               type       labels / meaning
+=================================================  =========  ==============================================
+newsstream_messages_consumed_total                 counter    topic — records polled from the input
+newsstream_messages_produced_total                 counter    topic — enriched events acknowledged by the broker
+newsstream_messages_dead_lettered_total            counter    reason — dead letters acknowledged (DeadLetterReason)
+newsstream_classified_total                        counter    head, label — predictions published
+newsstream_batch_size_messages                     histogram  records per processed batch
+newsstream_inference_seconds                       histogram  model time per batch (one classify call)
+newsstream_message_processing_seconds              histogram  per record: poll returned → offset committed
+newsstream_event_age_seconds                       histogram  per event: publish time − input message timestamp
+newsstream_prediction_confidence                   histogram  head — score of the top label
+newsstream_consumer_lag_messages                   gauge      topic, partition — high watermark − position
+newsstream_assigned_partitions                     gauge      partitions currently assigned
+newsstream_last_processed_timestamp_seconds        gauge      unix time of the last committed batch
+newsstream_commits_total                           counter    offset commits (or committed transactions)
+newsstream_commit_failures_total                   counter    failed commits (records are re-read, not lost)
+newsstream_rebalances_total                        counter    event=assigned|revoked
+newsstream_broker_errors_total                     counter    broker unreachable / request failed (retried)
+newsstream_ready                                   gauge      1 when the model is loaded and partitions assigned
+newsstream_model_info                              gauge      name, version — 1 for the model serving now
+newsstream_model_reloads_total                     counter    result=success|refused
+=================================================  =========  ==============================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
+_CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.consumed = Counter("newsstream_messages_consumed_total", "Records polled from the input topic",
+                                ["topic"], registry=r)
+        self.produced = Counter("newsstream_messages_produced_total", "Enriched events acknowledged by the broker",
+                                ["topic"], registry=r)
+        self.dead_lettered = Counter("newsstream_messages_dead_lettered_total",
+                                     "Dead letters acknowledged by the broker, by reason", ["reason"], registry=r)
+        self.classified = Counter("newsstream_classified_total", "Predictions published, by head and label",
+                                  ["head", "label"], registry=r)
+        self.batch_size = Histogram("newsstream_batch_size_messages", "Records per processed batch",
+                                    buckets=_BATCH_BUCKETS, registry=r)
+        self.inference = Histogram("newsstream_inference_seconds", "Model time per batch (one classify call)",
+                                   buckets=_LATENCY_BUCKETS, registry=r)
+        self.processing = Histogram("newsstream_message_processing_seconds",
+                                    "Per record: from poll to offset commit", buckets=_LATENCY_BUCKETS, registry=r)
+        self.event_age = Histogram("newsstream_event_age_seconds",
+                                   "Publish time minus the input message timestamp", buckets=_AGE_BUCKETS,
+                                   registry=r)
+        self.confidence = Histogram("newsstream_prediction_confidence", "Score of the top label, by head",
+                                    ["head"], buckets=_CONFIDENCE_BUCKETS, registry=r)
+        self.lag = Gauge("newsstream_consumer_lag_messages", "High watermark minus position, per partition",
+                         ["topic", "partition"], registry=r)
+        self.assigned = Gauge("newsstream_assigned_partitions", "Partitions currently assigned", registry=r)
+        self.last_processed = Gauge("newsstream_last_processed_timestamp_seconds",
+                                    "Unix time of the last committed batch", registry=r)
+        self.commits = Counter("newsstream_commits_total", "Offset commits (or committed transactions)", registry=r)
+        self.commit_failures = Counter("newsstream_commit_failures_total", "Failed offset commits", registry=r)
+        self.rebalances = Counter("newsstream_rebalances_total", "Partition assignments and revocations",
+                                  ["event"], registry=r)
+        self.broker_errors = Counter("newsstream_broker_errors_total", "Broker unreachable or a request failed",
+                                     registry=r)
+        self.ready = Gauge("newsstream_ready", "1 when the model is loaded and partitions are assigned", registry=r)
+        self.model_info = Gauge("newsstream_model_info", "The model serving now (value 1)", ["name", "version"],
+                                registry=r)
+        self.model_reloads = Counter("newsstream_model_reloads_total", "Model reload attempts by result",
+                                     ["result"], registry=r)
+        # Children cached: labels() takes a lock and a dict lookup, and the hot path calls these per batch.
+        self._confidence_child = {head: self.confidence.labels(head=head) for head in ("topic", "incident")}
+        for result in ("success", "refused"):
+            self.model_reloads.labels(result=result)
+        for event in ("assigned", "revoked"):
+            self.rebalances.labels(event=event)
+
+    def set_model(self, name: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version).set(1)
+
+    def record_predictions(self, predictions: Iterable[dict[str, Any]]) -> None:
+        tally: Tally[tuple[str, str]] = Tally()
+        for prediction in predictions:
+            for head, child in self._confidence_child.items():
+                best = prediction[head]
+                tally[(head, best["label"])] += 1
+                child.observe(best["score"])
+        for (head, label), count in tally.items():
+            self.classified.labels(head=head, label=label).inc(count)

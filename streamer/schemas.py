@@ -1,0 +1,146 @@
+"""Message schemas: the input article, the enriched event, the dead-letter reasons.
+
+The hot path is :func:`parse_article` (bytes → :class:`Article` or a :class:`Rejection`). It decodes and
+parses with the standard library first so each failure gets its own reason code, then validates with pydantic
+(``model_validate`` on a dict costs a few microseconds, well under 1 % of the time a model spends on an
+article; see ``bench/``).
+
+>>> parse_article(b'{"id": "a1", "text": "Quake hits"}').id
+'a1'
+>>> parse_article(b'{"id": "a1", "text": "  "}').reason.value
+'empty_text'
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+#: Bumped when a field of the enriched event changes meaning or disappears; sent as the ``schema-version`` header.
+SCHEMA_VERSION = "1"
+
+
+class DeadLetterReason(enum.StrEnum):
+    """The ``reason`` header of a dead letter. Stable codes: alerts and dashboards group by them."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_SCHEMA = "invalid_schema"
+    EMPTY_TEXT = "empty_text"
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    TOMBSTONE = "tombstone"
+    CLASSIFICATION_ERROR = "classification_error"
+    OUTPUT_TOO_LARGE = "output_too_large"
+
+
+class Article(BaseModel):
+    """An input article. Unknown fields are kept and passed through to the enriched event."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+
+    id: str = Field(min_length=1, max_length=512)
+    title: str | None = None
+    text: str
+    url: str | None = None
+    source: str | None = None
+    published_at: str | None = None
+    language: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_string(cls, value: Any) -> Any:
+        # Integer ids are common in upstream systems; the Kafka key needs a string either way.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class Scored(BaseModel):
+    label: str
+    score: float
+
+
+class Origin(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class EnrichedEvent(BaseModel):
+    """The enriched event (documentation and test-side validation; the worker builds the dict directly).
+
+    Prediction fields win over input fields of the same name (an input ``topic`` field is overwritten).
+    ``origin`` is ``null`` for offline ``newsstream classify`` output.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    topic: Scored
+    topics: list[Scored]
+    incident: Scored
+    incidents: list[Scored]
+    model: dict[str, str]
+    schema_version: str
+    processed_at: str
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: DeadLetterReason
+    error: str
+
+
+def parse_article(value: bytes | None, max_bytes: int | None = None) -> Article | Rejection:
+    """Decode, parse and validate one message value. Never raises on bad input."""
+    if value is None:
+        return Rejection(DeadLetterReason.TOMBSTONE, "message has no value (tombstone)")
+    if max_bytes is not None and len(value) > max_bytes:
+        return Rejection(DeadLetterReason.TOO_LARGE, f"value is {len(value)} bytes, limit {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(DeadLetterReason.NOT_UTF8, f"value is not UTF-8: {exc}")
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return Rejection(DeadLetterReason.INVALID_JSON, f"value is not JSON: {exc}")
+    return validate_article(obj)
+
+
+def validate_article(obj: Any) -> Article | Rejection:
+    if not isinstance(obj, dict):
+        return Rejection(DeadLetterReason.INVALID_SCHEMA, f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        article = Article.model_validate(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        return Rejection(DeadLetterReason.INVALID_SCHEMA, problems)
+    # A title alone is too little for the incident head to be trusted; upstream sends the body later anyway.
+    if not article.text.strip():
+        return Rejection(DeadLetterReason.EMPTY_TEXT, "article text is empty")
+    return article
+
+
+def enrich(
+    article: Article,
+    prediction: dict[str, Any],
+    model: dict[str, str],
+    processed_at: str,
+    origin: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The enriched event: input fields, then predictions, model, schema version, time and origin."""
+    event = article.model_dump(exclude_none=False)
+    event.update(prediction)
+    event["model"] = model
+    event["schema_version"] = SCHEMA_VERSION
+    event["processed_at"] = processed_at
+    event["origin"] = origin
+    return event

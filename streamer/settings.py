@@ -1,0 +1,160 @@
+"""Worker settings: one pydantic-settings class, environment prefix ``NEWSSTREAM_``.
+
+Every field is also a ``newsstream worker`` flag (``--input-topic`` for ``input_topic``), generated from the
+model fields so the help text and the environment can never drift apart. Units live in the names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+#: Where the worker looks for a model when ``model_path`` is unset: the newest bundle under it.
+DEFAULT_MODELS_DIR = Path("models")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSSTREAM_", extra="ignore", validate_default=True)
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
+    input_topic: str = Field("articles", description="topic the worker consumes articles from")
+    output_topic: str = Field("articles.enriched", description="topic enriched events are published to")
+    dlq_topic: str = Field("articles.dlq", description="dead-letter topic for messages that cannot be processed")
+    group_id: str = Field("newsstream-worker", description="consumer group id")
+    client_id: str = Field("newsstream", description="Kafka client id prefix")
+    transactional_id: str | None = Field(
+        None, description="exactly_once: transactional id (default: <group_id>-<input_topic>, stable across restarts)"
+    )
+    model_path: Path | None = Field(
+        None, description="a bundle directory or a directory of bundles (newest wins); default: newest under models/"
+    )
+    model_watch_interval_s: float = Field(5.0, ge=0, description="how often to look for a new model (0 = never)")
+    metrics_host: str = Field("127.0.0.1", description="address for /metrics, /healthz, /readyz")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0 = any free)")
+    processing_guarantee: ProcessingGuarantee = Field("at_least_once", description="at_least_once | exactly_once")
+    session_timeout_ms: int = Field(10_000, ge=1000, description="consumer group session timeout")
+    max_poll_interval_ms: int = Field(300_000, ge=1000, description="max time between polls before leaving the group")
+    batch_max_messages: int = Field(500, ge=1, description="most messages classified in one batch")
+    batch_max_wait_ms: int = Field(200, ge=0, description="longest a poll waits to fill a batch")
+    max_message_bytes: int = Field(1_000_000, ge=1, description="larger input values go to the dead-letter topic")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new group starts reading"
+    )
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="compression for produced events"
+    )
+    heartbeat_timeout_s: float = Field(30.0, gt=0, description="/healthz fails when the loop is quieter than this")
+    shutdown_timeout_s: float = Field(8.0, gt=0, description="budget to drain, flush and commit on SIGTERM")
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
+    sasl_mechanism: SaslMechanism | None = Field(None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker")
+    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="client private key (mutual TLS)")
+    ssl_password: SecretStr | None = Field(None, description="password of the client private key (secret)")
+    ssl_check_hostname: bool = Field(True, description="verify the broker's host name against its certificate")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    log_format: Literal["json", "text"] = Field("json", description="json (one object a line) | text")
+
+    # ---- kafka-python client configuration -----------------------------------------------------------
+
+    def security_kwargs(self) -> dict[str, Any]:
+        """The connection settings every client needs; only what is set, so kafka-python keeps its defaults."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            if not self.sasl_mechanism:
+                raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism")
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.security_protocol.endswith("SSL"):
+            kw["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value is not None:
+                    kw[name] = str(value)
+            if self.ssl_password is not None:
+                kw["ssl_password"] = self.ssl_password.get_secret_value()
+        return kw
+
+    def consumer_kwargs(self) -> dict[str, Any]:
+        return {
+            **self.security_kwargs(),
+            "client_id": f"{self.client_id}-consumer",
+            "group_id": self.group_id,
+            "enable_auto_commit": False,  # offsets are committed only after the output is acknowledged
+            "auto_offset_reset": self.auto_offset_reset,
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": max(300, self.session_timeout_ms // 3),
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+            "max_poll_records": self.batch_max_messages,
+            # exactly_once must not read what an aborted transaction upstream wrote
+            "isolation_level": "read_committed" if self.exactly_once else "read_uncommitted",
+        }
+
+    def producer_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            **self.security_kwargs(),
+            "client_id": f"{self.client_id}-producer",
+            "acks": "all",
+            "linger_ms": 5,
+            "compression_type": None if self.compression_type == "none" else self.compression_type,
+            # an enriched event carries the article plus predictions: allow some headroom over the input
+            "max_request_size": max(1_048_576, self.max_message_bytes * 2 + 65_536),
+        }
+        if self.exactly_once:
+            kw["enable_idempotence"] = True
+            kw["transactional_id"] = self.transactional_id or f"{self.group_id}-{self.input_topic}"
+        return kw
+
+    def admin_kwargs(self) -> dict[str, Any]:
+        return {**self.security_kwargs(), "client_id": f"{self.client_id}-admin"}
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
+
+
+# ---- CLI generated from the fields ------------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; the help names the environment variable and the default."""
+    group = parser.add_argument_group("settings (flag > environment NEWSSTREAM_<NAME> > default)")
+    for name, field in Settings.model_fields.items():
+        env = "NEWSSTREAM_" + name.upper()
+        default = field.default
+        shown = "***" if "password" in name else default
+        help_text = f"{field.description or ''} [env {env}; default {shown}]".replace("%", "%%")
+        if field.annotation is bool:
+            group.add_argument(_flag(name), dest=f"setting_{name}", default=None,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(_flag(name), dest=f"setting_{name}", default=None, metavar=name.upper(),
+                               help=help_text)
+
+
+def from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings from the environment, with any flag given on the command line taking precedence."""
+    given = {
+        name: getattr(args, f"setting_{name}")
+        for name in Settings.model_fields
+        if getattr(args, f"setting_{name}", None) is not None
+    }
+    return Settings(**{**given, **overrides})
