@@ -1,0 +1,368 @@
+"""The worker loop: poll a batch → validate → classify (one call) → produce → flush (acks=all) → commit.
+
+Delivery rules, in one place:
+
+- An offset is committed only after every output of its batch (enriched events and dead letters) is
+  acknowledged by the broker. A crash between the two re-reads the batch: duplicates, never losses
+  (``at_least_once``).
+- ``exactly_once`` puts the outputs and the offsets in one transaction (``send_offsets_to_transaction``);
+  a ``read_committed`` reader sees each output once. The transactional id is stable across restarts so a
+  restarted instance fences the dead one and aborts its open transaction.
+- Whatever fails after a poll (produce, commit, transaction), the consumer seeks back to the first offset of
+  the batch on each partition it still owns, so the next poll reads the same records again.
+- A bad message never stops the loop: it goes to the dead-letter topic, key and value untouched, with the
+  reason and origin in headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from streamer.artifact import ModelBundle
+from streamer.http import Health
+from streamer.metrics import Metrics
+from streamer.model_watch import ModelHolder
+from streamer.schemas import SCHEMA_VERSION, Article, DeadLetterReason, Rejection, enrich, parse_article
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_ERROR_HEADER_CHARS = 1000
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def classify_articles(bundle: ModelBundle, articles: Sequence[Article]) -> list[dict[str, Any] | Exception]:
+    """One model call for the batch; if it raises, one call per article so only the culprit is lost."""
+    docs = [(a.title or "", a.text) for a in articles]
+    try:
+        return list(bundle.classify(docs))
+    except Exception:
+        out: list[dict[str, Any] | Exception] = []
+        for doc in docs:
+            try:
+                out.append(bundle.classify([doc])[0])
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
+def dead_letter_headers(record: Any, rejection: Rejection) -> list[tuple[str, bytes]]:
+    headers = [
+        ("reason", rejection.reason.value.encode()),
+        ("error", rejection.error[:_MAX_ERROR_HEADER_CHARS].encode("utf-8", "replace")),
+        ("origin-topic", record.topic.encode()),
+        ("origin-partition", str(record.partition).encode()),
+        ("origin-offset", str(record.offset).encode()),
+        ("origin-timestamp", str(record.timestamp).encode()),
+    ]
+    # Original headers ride along (after ours) so tracing ids survive the detour.
+    headers.extend((k, v if v is not None else b"") for k, v in (record.headers or []))
+    return headers
+
+
+class BatchFailed(Exception):
+    """Outputs or offsets of a batch did not make it; the batch will be read again."""
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.worker._on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.worker._on_assigned(set(assigned))
+
+
+class Worker:
+    def __init__(self, settings: Settings, metrics: Metrics, models: ModelHolder, health: Health) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models = models
+        self.health = health
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self._stop = threading.Event()
+        self._next_offset: dict[TopicPartition, int] = {}
+        # Outputs acknowledged but offsets not yet committed (only after a failed commit): committed on revoke.
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._max_output_bytes = int(settings.producer_kwargs()["max_request_size"]) - 1024
+        self.batches = 0
+        health.model_loaded = True
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: the loop finishes its batch, then shuts down."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        backoff = 0.5
+        try:
+            while not self._stop.is_set():
+                self.health.beat()
+                try:
+                    if self.consumer is None:
+                        self._connect()
+                    self._step()
+                    backoff = 0.5
+                except BatchFailed as exc:
+                    self._trouble("batch not committed; it will be read again", exc, backoff)
+                    backoff = min(backoff * 2, 10.0)
+                except Exception as exc:
+                    # Broker gone or a client in a bad state: rebuild the clients after a pause.
+                    self._trouble("broker unavailable or client error; retrying", exc, backoff)
+                    self._close_clients(leave_group=False)
+                    backoff = min(backoff * 2, 10.0)
+        finally:
+            self._close_clients(leave_group=True)
+            self.health.partitions_assigned = False
+            self.metrics.ready.set(0)
+        return 0
+
+    def _trouble(self, message: str, exc: BaseException, backoff: float) -> None:
+        self.metrics.broker_errors.inc()
+        self.health.broker_connected = False
+        self.metrics.ready.set(0)
+        log.warning(message, extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": backoff})
+        # wait() wakes at once on SIGTERM; the heartbeat keeps /healthz green while we wait on purpose
+        deadline = time.monotonic() + backoff
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.health.beat()
+            self._stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def _connect(self) -> None:
+        s = self.settings
+        producer = KafkaProducer(**s.producer_kwargs())
+        try:
+            if s.exactly_once:
+                producer.init_transactions()
+            consumer = KafkaConsumer(**s.consumer_kwargs())
+        except BaseException:
+            producer.close(timeout=1)
+            raise
+        consumer.subscribe([s.input_topic], listener=_Rebalance(self))
+        self.producer, self.consumer = producer, consumer
+        log.info("connected", extra={"bootstrap_servers": s.bootstrap_servers, "input_topic": s.input_topic,
+                                     "group_id": s.group_id, "processing_guarantee": s.processing_guarantee})
+
+    def _close_clients(self, leave_group: bool) -> None:
+        consumer, producer = self.consumer, self.producer
+        self.consumer = self.producer = None
+        if consumer is not None:
+            try:
+                # No auto-commit: everything processed is already committed; close() leaves the group.
+                consumer.close(autocommit=False, timeout_ms=3000 if leave_group else 0)
+            except Exception as exc:
+                log.warning("consumer close failed", extra={"error": str(exc)})
+        if producer is not None:
+            try:
+                producer.close(timeout=3 if leave_group else 0)
+            except Exception as exc:
+                log.warning("producer close failed", extra={"error": str(exc)})
+        self._next_offset.clear()
+        self.metrics.lag.clear()
+        self.metrics.assigned.set(0)
+
+    # ---- rebalance -------------------------------------------------------------------------------------
+
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return  # kafka-python calls this with nothing on the first join
+        self.metrics.rebalances.labels(event="revoked").inc()
+        pending = {tp: om for tp, om in self._uncommitted.items() if tp in revoked}
+        if pending and self.consumer is not None and not self.settings.exactly_once:
+            try:
+                self.consumer.commit(pending)
+                self.metrics.commits.inc()
+            except Exception as exc:
+                self.metrics.commit_failures.inc()
+                log.warning("commit on revoke failed; the new owner re-reads those records",
+                            extra={"error": str(exc)})
+        for tp in revoked:
+            self._uncommitted.pop(tp, None)
+            self._next_offset.pop(tp, None)
+            with contextlib.suppress(KeyError):  # no lag sample yet for a partition we never read
+                self.metrics.lag.remove(tp.topic, str(tp.partition))
+        log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.metrics.rebalances.labels(event="assigned").inc()
+        log.info("partitions assigned",
+                 extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        self.models.swap_if_pending()
+        records = consumer.poll(timeout_ms=self.settings.batch_max_wait_ms,
+                                max_records=self.settings.batch_max_messages)
+        self.health.beat()
+        if records:
+            self._process(records)
+        self._observe(consumer)
+
+    def _observe(self, consumer: KafkaConsumer) -> None:
+        assignment = consumer.assignment()
+        self.metrics.assigned.set(len(assignment))
+        coordinator = getattr(consumer, "_coordinator", None)
+        connected = not coordinator.coordinator_unknown() if coordinator is not None else True
+        self.health.broker_connected = connected
+        self.health.partitions_assigned = bool(assignment)
+        self.metrics.ready.set(1 if connected and assignment else 0)
+        for tp in assignment:
+            hw = consumer.highwater(tp)
+            position = self._next_offset.get(tp)
+            if hw is not None and position is not None:
+                self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, hw - position))
+
+    def _process(self, records_by_tp: dict[TopicPartition, list[Any]]) -> None:
+        s, m = self.settings, self.metrics
+        consumer, producer = self.consumer, self.producer
+        assert consumer is not None and producer is not None
+        started = time.monotonic()
+        batch = [rec for recs in records_by_tp.values() for rec in recs]
+        m.consumed.labels(topic=s.input_topic).inc(len(batch))
+        m.batch_size.observe(len(batch))
+
+        valid: list[tuple[Any, Article]] = []
+        dead: list[tuple[Any, Rejection]] = []
+        for rec in batch:
+            parsed = parse_article(rec.value, s.max_message_bytes)
+            if isinstance(parsed, Rejection):
+                dead.append((rec, parsed))
+            else:
+                valid.append((rec, parsed))
+
+        bundle = self.models.current
+        t0 = time.perf_counter()
+        predictions = classify_articles(bundle, [a for _, a in valid]) if valid else []
+        m.inference.observe(time.perf_counter() - t0)
+
+        model = bundle.describe()
+        headers = [("schema-version", SCHEMA_VERSION.encode()), ("model-name", model["name"].encode()),
+                   ("model-version", model["version"].encode()), ("content-type", b"application/json")]
+        processed_at = now_iso()
+        published: list[dict[str, Any]] = []
+        outputs: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        for (rec, article), prediction in zip(valid, predictions, strict=True):
+            if isinstance(prediction, Exception):
+                dead.append((rec, Rejection(DeadLetterReason.CLASSIFICATION_ERROR,
+                                            f"{type(prediction).__name__}: {prediction}")))
+                continue
+            origin = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+            value = dumps(enrich(article, prediction, model, processed_at, origin))
+            if len(value) > self._max_output_bytes:
+                dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
+                                            f"enriched event is {len(value)} bytes, limit {self._max_output_bytes}")))
+                continue
+            outputs.append((s.output_topic, article.id.encode(), value, headers))
+            published.append(prediction)
+        for rec, rejection in dead:
+            outputs.append((s.dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection)))
+
+        offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()}
+        first = {tp: recs[0].offset for tp, recs in records_by_tp.items()}
+        try:
+            if s.exactly_once:
+                self._publish_transactional(producer, consumer, outputs, offsets)
+            else:
+                self._publish_then_commit(producer, consumer, outputs, offsets)
+        except BatchFailed:
+            self._rewind(consumer, first)
+            raise
+
+        # Counted only now: the outputs are acknowledged and the offsets committed.
+        done = time.monotonic()
+        wall = time.time()
+        m.produced.labels(topic=s.output_topic).inc(len(published))
+        reasons: dict[str, int] = {}
+        for _, rejection in dead:
+            reasons[rejection.reason.value] = reasons.get(rejection.reason.value, 0) + 1
+        for reason, count in reasons.items():
+            m.dead_lettered.labels(reason=reason).inc(count)
+        m.record_predictions(published)
+        elapsed = done - started
+        for rec in batch:
+            m.processing.observe(elapsed)
+            if rec.timestamp is not None and rec.timestamp >= 0:
+                m.event_age.observe(max(0.0, wall - rec.timestamp / 1000.0))
+        m.last_processed.set(wall)
+        for tp, om in offsets.items():
+            self._next_offset[tp] = om.offset
+        self.batches += 1
+        if dead:
+            log.info("dead-lettered", extra={"count": len(dead), "reasons": reasons})
+
+    def _publish_then_commit(self, producer: KafkaProducer, consumer: KafkaConsumer,
+                             outputs: list[Any], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        futures = [producer.send(topic, key=key, value=value, headers=headers)
+                   for topic, key, value, headers in outputs]
+        producer.flush()
+        for future in futures:
+            try:
+                future.get(timeout=0)
+            except Exception as exc:
+                raise BatchFailed(f"produce failed: {type(exc).__name__}: {exc}") from exc
+        self._uncommitted.update(offsets)
+        try:
+            consumer.commit(offsets)
+        except Exception as exc:  # CommitFailedError, RebalanceInProgressError, broker errors
+            self.metrics.commit_failures.inc()
+            raise BatchFailed(f"commit failed: {type(exc).__name__}: {exc}") from exc
+        for tp in offsets:
+            self._uncommitted.pop(tp, None)
+        self.metrics.commits.inc()
+
+    def _publish_transactional(self, producer: KafkaProducer, consumer: KafkaConsumer,
+                               outputs: list[Any], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            producer.begin_transaction()
+            for topic, key, value, headers in outputs:
+                producer.send(topic, key=key, value=value, headers=headers)
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        except Exception as exc:
+            self.metrics.commit_failures.inc()
+            try:
+                producer.abort_transaction()
+            except Exception as abort_exc:
+                log.warning("abort failed", extra={"error": str(abort_exc)})
+                # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
+                raise RuntimeError(f"transaction failed and could not be aborted: {exc}") from exc
+            raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
+        self.metrics.commits.inc()
+
+    def _rewind(self, consumer: KafkaConsumer, first: dict[TopicPartition, int]) -> None:
+        owned = consumer.assignment()
+        for tp, offset in first.items():
+            if tp in owned:
+                try:
+                    consumer.seek(tp, offset)
+                except Exception as exc:
+                    log.warning("seek back failed", extra={"partition": str(tp), "error": str(exc)})
