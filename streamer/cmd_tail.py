@@ -1,0 +1,88 @@
+"""``newsstream tail``: print enriched events or dead letters, one readable line each (``--json`` for raw).
+
+Reads without a consumer group (nothing committed, no rebalance wait). Without ``--from-beginning`` only
+messages newer than the start are shown; the time filter also covers brokers whose "latest" offset lags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from streamer.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", default=None, help="topic to read (default: NEWSSTREAM_OUTPUT_TOPIC)")
+    parser.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (default: no limit)")
+    parser.add_argument("--timeout", type=float, default=0.0, help="stop after this many idle seconds (0: never)")
+    parser.add_argument("--json", action="store_true", help="print the raw value")
+    parser.add_argument("--bootstrap-servers", default=None, help="default: NEWSSTREAM_BOOTSTRAP_SERVERS")
+
+
+def describe(record: Any) -> str:
+    headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or [])}
+    where = f"{record.topic}/{record.partition}@{record.offset}"
+    if "reason" in headers:
+        preview = (record.value or b"")[:80].decode("utf-8", "replace").replace("\n", " ")
+        return (f"{where}  DEAD  reason={headers['reason']}  origin={headers.get('origin-topic')}/"
+                f"{headers.get('origin-partition')}@{headers.get('origin-offset')}  error={headers.get('error')!r}"
+                f"  value={preview!r}")
+    try:
+        event = json.loads(record.value)
+        topic, incident = event["topic"], event["incident"]
+    except (ValueError, TypeError, KeyError):
+        return f"{where}  {(record.value or b'')[:120]!r}"
+    title = (event.get("title") or event.get("text") or "")[:60].replace("\n", " ")
+    return (f"{where}  {event.get('id')!s:<20} {topic['label']:<34} {topic['score']:.2f}  "
+            f"{incident['label']:<24} {incident['score']:.2f}  {title}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}
+    settings = Settings(**overrides)
+    topic = args.topic or settings.output_topic
+    consumer = KafkaConsumer(**{**settings.security_kwargs(), "group_id": None, "enable_auto_commit": False})
+    started_ms = int(time.time() * 1000) - 1000
+    try:
+        deadline = time.monotonic() + 10
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            print(f"newsstream tail: topic {topic} not found on {settings.bootstrap_servers}", file=sys.stderr)
+            return 1
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        if args.from_beginning:
+            consumer.seek_to_beginning(*tps)
+        else:
+            consumer.seek_to_end(*tps)
+        shown = 0
+        idle_since = time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=500)
+            if batch:
+                idle_since = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    if not args.from_beginning and record.timestamp < started_ms:
+                        continue
+                    print(record.value.decode("utf-8", "replace") if args.json and record.value else describe(record),
+                          flush=True)
+                    shown += 1
+                    if args.max_messages and shown >= args.max_messages:
+                        return 0
+            if args.timeout and time.monotonic() - idle_since > args.timeout:
+                return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        consumer.close()

@@ -1,0 +1,59 @@
+"""Tiny model bundles for tests: fitted in a second on short synthetic texts, covering every label.
+
+They test plumbing (loading, hot reload, the worker's schema), not accuracy: the default model's quality is
+``tests/test_model_contract.py``'s and the training issue's business.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from streamer.artifact import CARD_FILE, MODEL_FILE, save_bundle
+from streamer.features import DocumentText
+from streamer.taxonomy import INCIDENTS, TOPICS
+
+
+def _texts(labels: tuple[str, ...]) -> tuple[list[tuple[str, str]], list[str]]:
+    docs, y = [], []
+    for label in labels:
+        words = label.replace("_", " ")
+        for i in range(3):
+            docs.append((f"{words} report {i}", f"This story is about {words}. More on {words} number {i}."))
+            y.append(label)
+    return docs, y
+
+
+def build_bundle(directory: Path, version: str, name: str = "test-model", created_at: str | None = None) -> Path:
+    features = make_pipeline(DocumentText(), TfidfVectorizer())
+    heads = {}
+    all_docs: list[tuple[str, str]] = []
+    labelled = {head: _texts(labels) for head, labels in (("topic", TOPICS), ("incident", INCIDENTS))}
+    for docs, _ in labelled.values():
+        all_docs.extend(docs)
+    features.fit(all_docs)
+    for head, (docs, y) in labelled.items():
+        heads[head] = LogisticRegression(max_iter=200).fit(features.transform(docs), y)
+    card = {
+        "name": name,
+        "version": version,
+        "created_at": created_at or datetime.now(UTC).isoformat(),
+    }
+    return save_bundle(Path(directory), {"features": features, "heads": heads, "log_prior_shift": {}}, card)
+
+
+def corrupt_bundle(directory: Path, version: str, created_at: str | None = None) -> Path:
+    """A bundle whose model file no longer matches the sha256 in its card (a tampered or torn copy)."""
+    build_bundle(directory, version, created_at=created_at)
+    model = Path(directory) / MODEL_FILE
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    card = json.loads((Path(directory) / CARD_FILE).read_text())
+    assert card["version"] == version
+    return Path(directory)
