@@ -7,6 +7,7 @@ model fields so the help text and the environment can never drift apart. Units l
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,46 +25,65 @@ DEFAULT_MODELS_DIR = Path("models")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSSTREAM_", extra="ignore", validate_default=True)
 
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
-    input_topic: str = Field("articles", description="topic the worker consumes articles from")
-    output_topic: str = Field("articles.enriched", description="topic enriched events are published to")
-    dlq_topic: str = Field("articles.dlq", description="dead-letter topic for messages that cannot be processed")
-    group_id: str = Field("newsstream-worker", description="consumer group id")
-    client_id: str = Field("newsstream", description="Kafka client id prefix")
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
+    input_topic: str = Field(default="articles", description="topic the worker consumes articles from")
+    output_topic: str = Field(default="articles.enriched", description="topic enriched events are published to")
+    dlq_topic: str = Field(
+        default="articles.dlq", description="dead-letter topic for messages that cannot be processed"
+    )
+    group_id: str = Field(default="newsstream-worker", description="consumer group id")
+    client_id: str = Field(default="newsstream", description="Kafka client id prefix")
     transactional_id: str | None = Field(
-        None, description="exactly_once: transactional id (default: <group_id>-<input_topic>, stable across restarts)"
+        default=None,
+        description="exactly_once: transactional id, unique per instance and stable across its restarts "
+        "(default: <group_id>-<input_topic>-<hostname>)",
     )
     model_path: Path | None = Field(
-        None, description="a bundle directory or a directory of bundles (newest wins); default: newest under models/"
+        default=None,
+        description="a bundle directory or a directory of bundles (newest wins); default: newest under models/",
     )
-    model_watch_interval_s: float = Field(5.0, ge=0, description="how often to look for a new model (0 = never)")
-    metrics_host: str = Field("127.0.0.1", description="address for /metrics, /healthz, /readyz")
-    metrics_port: int = Field(9108, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0 = any free)")
-    processing_guarantee: ProcessingGuarantee = Field("at_least_once", description="at_least_once | exactly_once")
-    session_timeout_ms: int = Field(10_000, ge=1000, description="consumer group session timeout")
-    max_poll_interval_ms: int = Field(300_000, ge=1000, description="max time between polls before leaving the group")
-    batch_max_messages: int = Field(500, ge=1, description="most messages classified in one batch")
-    batch_max_wait_ms: int = Field(200, ge=0, description="longest a poll waits to fill a batch")
-    max_message_bytes: int = Field(1_000_000, ge=1, description="larger input values go to the dead-letter topic")
+    model_watch_interval_s: float = Field(
+        default=5.0, ge=0, description="how often to look for a new model (0 = never)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="address for /metrics, /healthz, /readyz")
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0 = any free)"
+    )
+    processing_guarantee: ProcessingGuarantee = Field(
+        default="at_least_once", description="at_least_once | exactly_once"
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
+    max_poll_interval_ms: int = Field(
+        default=300_000, ge=1000, description="max time between polls before leaving the group"
+    )
+    batch_max_messages: int = Field(default=500, ge=1, description="most messages classified in one batch")
+    batch_max_wait_ms: int = Field(default=200, ge=0, description="longest a poll waits to fill a batch")
+    max_message_bytes: int = Field(
+        default=1_000_000, ge=1, description="larger input values go to the dead-letter topic"
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
-        "earliest", description="where a new group starts reading"
+        default="earliest", description="where a new group starts reading"
     )
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
-        "none", description="compression for produced events"
+        default="none", description="compression for produced events"
     )
-    heartbeat_timeout_s: float = Field(30.0, gt=0, description="/healthz fails when the loop is quieter than this")
-    shutdown_timeout_s: float = Field(8.0, gt=0, description="budget to drain, flush and commit on SIGTERM")
-    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
-    sasl_mechanism: SaslMechanism | None = Field(None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
-    sasl_username: str | None = Field(None, description="SASL user name")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
-    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the broker")
-    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
-    ssl_keyfile: Path | None = Field(None, description="client private key (mutual TLS)")
-    ssl_password: SecretStr | None = Field(None, description="password of the client private key (secret)")
-    ssl_check_hostname: bool = Field(True, description="verify the broker's host name against its certificate")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
-    log_format: Literal["json", "text"] = Field("json", description="json (one object a line) | text")
+    heartbeat_timeout_s: float = Field(
+        default=30.0, gt=0, description="/healthz fails when the loop is quieter than this"
+    )
+    shutdown_timeout_s: float = Field(default=8.0, gt=0, description="budget to drain, flush and commit on SIGTERM")
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL"
+    )
+    sasl_mechanism: SaslMechanism | None = Field(default=None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
+    sasl_username: str | None = Field(default=None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret)")
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the broker")
+    ssl_certfile: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="client private key (mutual TLS)")
+    ssl_password: SecretStr | None = Field(default=None, description="password of the client private key (secret)")
+    ssl_check_hostname: bool = Field(default=True, description="verify the broker's host name against its certificate")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
+    log_format: Literal["json", "text"] = Field(default="json", description="json (one object a line) | text")
 
     # ---- kafka-python client configuration -----------------------------------------------------------
 
@@ -116,7 +136,11 @@ class Settings(BaseSettings):
         }
         if self.exactly_once:
             kw["enable_idempotence"] = True
-            kw["transactional_id"] = self.transactional_id or f"{self.group_id}-{self.input_topic}"
+            # Stable across restarts so a restarted instance fences its dead predecessor and aborts its open
+            # transaction at once; unique per instance because two live producers with one id fence each other.
+            kw["transactional_id"] = (
+                self.transactional_id or f"{self.group_id}-{self.input_topic}-{socket.gethostname()}"
+            )
         return kw
 
     def admin_kwargs(self) -> dict[str, Any]:
@@ -143,11 +167,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         shown = "***" if "password" in name else default
         help_text = f"{field.description or ''} [env {env}; default {shown}]".replace("%", "%%")
         if field.annotation is bool:
-            group.add_argument(_flag(name), dest=f"setting_{name}", default=None,
-                               action=argparse.BooleanOptionalAction, help=help_text)
+            group.add_argument(
+                _flag(name), dest=f"setting_{name}", default=None, action=argparse.BooleanOptionalAction, help=help_text
+            )
         else:
-            group.add_argument(_flag(name), dest=f"setting_{name}", default=None, metavar=name.upper(),
-                               help=help_text)
+            group.add_argument(_flag(name), dest=f"setting_{name}", default=None, metavar=name.upper(), help=help_text)
 
 
 def from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
