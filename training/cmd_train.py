@@ -1,0 +1,301 @@
+"""``newsstream train``: labeled rows (+ mapped raw corpora) → a verified bundle in ``models/<name>-<version>/``.
+
+Without ``--select`` the chosen recipe (``training/selection.json``) is trained directly; ``--select`` re-runs the
+cross-validated comparison first (slow) and rewrites that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.artifact import ModelBundle, load_bundle, save_bundle
+from streamer.taxonomy import HEADS
+from training import corpora
+from training.data import (
+    REPO_ROOT,
+    DataError,
+    LabeledRow,
+    LoadReport,
+    clean,
+    data_dir,
+    label_counts,
+    read_reserved,
+    read_rows,
+    sha256_path,
+    text_key,
+)
+from training.metrics import evaluate_rows, format_table, plot_confusion
+from training.train import (
+    DEFAULT_RECIPE,
+    Recipe,
+    cross_validate,
+    docs_of,
+    fit_bundle,
+    measure_throughput,
+)
+
+SELECTION_FILE = REPO_ROOT / "training" / "selection.json"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", type=Path, metavar="FILE",
+                        help="labeled JSONL/CSV file (repeatable); default: newsevents/train.jsonl + mapped corpora")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="datasets root (default: $NEWSSTREAM_DATA_DIR or ../shared/datasets)")
+    parser.add_argument("--dev", type=Path, default=None,
+                        help="labeled file scored into the card (default: newsevents/dev.jsonl if present)")
+    parser.add_argument("--no-dev", action="store_true", help="do not score a dev file")
+    parser.add_argument("--mapped", default=None,
+                        help="comma-separated mapped corpora to add (default: the recipe's; 'none' for none)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="models directory")
+    parser.add_argument("--name", default="newsstream")
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=3, help="CV folds for the none-shift and --select")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip bad rows (counted) instead of stopping")
+    parser.add_argument("--select", action="store_true", help="re-run the model-selection comparison first (slow)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def load_selection() -> tuple[Recipe, list[dict[str, Any]], list[str]]:
+    if SELECTION_FILE.is_file():
+        saved = json.loads(SELECTION_FILE.read_text(encoding="utf-8"))
+        return Recipe(**saved["chosen"]), list(saved.get("table", [])), list(saved.get("mapped", []))
+    return DEFAULT_RECIPE, [], list(corpora.DEFAULT_MAPPED)
+
+
+def _log(args: argparse.Namespace, message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def throughput_docs(
+    root: Path, fallback: list[tuple[str, str]], limit: int = 2000
+) -> tuple[list[tuple[str, str]], str]:
+    """Real full-length articles when the Guardian corpus is there; else whatever labeled text we have."""
+    path = root / "guardian" / "articles.jsonl"
+    if path.is_file():
+        docs: list[tuple[str, str]] = []
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                docs.append((str(record.get("title") or ""), str(record.get("text") or "")))
+                if len(docs) >= limit:
+                    break
+        return docs, f"{path.name} (first {len(docs)})"
+    return fallback[:limit], "training rows"
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    root = data_dir(args.data_dir)
+    try:
+        reserved = read_reserved(root)
+    except DataError as exc:
+        print(f"newsstream train: {exc}", file=sys.stderr)
+        return 2
+    recipe, table, mapped_names = load_selection()
+    if args.mapped is not None:
+        mapped_names = [] if args.mapped.strip() in ("", "none") else [m.strip() for m in args.mapped.split(",")]
+    elif args.data:
+        mapped_names = []  # explicit files mean exactly those files
+    files = list(args.data) if args.data else [root / "newsevents" / "train.jsonl"]
+    dev_path = None if args.no_dev else (args.dev or root / "newsevents" / "dev.jsonl")
+    if dev_path is not None and not dev_path.is_file():
+        if args.dev:
+            print(f"newsstream train: {dev_path}: dev file not found", file=sys.stderr)
+            return 2
+        dev_path = None
+
+    # 1. Labeled rows: validated, reserved ids and exact duplicates out, before anything is split.
+    report = LoadReport()
+    try:
+        raw: list[LabeledRow] = []
+        for path in files:
+            raw.extend(read_rows(path, skip_invalid=args.skip_invalid, report=report))
+        dev_report = LoadReport()
+        dev_rows = read_rows(dev_path, skip_invalid=args.skip_invalid, report=dev_report) if dev_path else []
+    except DataError as exc:
+        print(f"newsstream train: {exc}", file=sys.stderr)
+        return 2
+    for message in report.errors[:20]:
+        print(f"skipped: {message}", file=sys.stderr)
+    dev_keys = {text_key(r.title, r.text) for r in dev_rows}
+    dev_ids = {r.id for r in dev_rows}
+    annotated = clean([r for r in raw if r.id not in dev_ids], reserved, report, exclude_keys=dev_keys)
+    n_annotated = len(annotated)
+
+    # 2. Mapped raw-corpus rows: never a reserved id, a dev id, or a text already kept.
+    sources: list[dict[str, Any]] = [{"path": str(p), "sha256": sha256_path(p), "rows": None} for p in files]
+    mapped: list[LabeledRow] = []
+    taken = {text_key(r.title, r.text) for r in annotated} | dev_keys
+    annotated_ids = {r.id for r in annotated}
+    for name in mapped_names:
+        rows, info = corpora.load_mapped(name, root, exclude_ids=reserved | dev_ids | annotated_ids)
+        kept = clean(rows, reserved, report, exclude_keys=taken)
+        taken |= {text_key(r.title, r.text) for r in kept}
+        mapped.extend(kept)
+        sources.append({**info, "rows": len(kept)})
+        _log(args, f"mapped {name}: {len(kept)} rows")
+    rows = annotated + mapped
+    if args.skip_invalid and report.invalid:
+        print(f"newsstream train: skipped {report.invalid} invalid row(s)", file=sys.stderr)
+    _log(args, f"training rows: {len(rows)} ({n_annotated} annotated + {len(mapped)} mapped); "
+               f"{report.duplicates} duplicates and {report.reserved} reserved ids removed")
+    for head in HEADS:
+        if len({getattr(r, head) for r in rows if getattr(r, head) is not None}) < 2:
+            print(f"newsstream train: head {head!r} needs at least two labels in the data", file=sys.stderr)
+            return 2
+
+    # 3. Model selection (optional): CV on annotated train (+ mapped rows in the training folds only).
+    eval_mask = np.asarray([i < n_annotated for i in range(len(rows))])
+    if args.select:
+        from training.select import run_selection
+
+        recipe, table = run_selection(rows, eval_mask, root, args.seed, args.folds, quiet=args.quiet)
+        SELECTION_FILE.write_text(json.dumps({"chosen": asdict(recipe), "table": table, "mapped": mapped_names},
+                                             indent=2) + "\n", encoding="utf-8")
+
+    # 4. The class-aware threshold for `none`, tuned on out-of-fold scores of train (never on dev).
+    folds = max(2, min(args.folds, _min_class_count(rows)))
+    if recipe.tune_none_shift and folds >= 2:
+        _log(args, f"cross-validating {recipe.label()} ({folds} folds) to tune the none shift")
+        cv = cross_validate(recipe, rows, args.seed, folds, eval_mask)
+        none_shift = cv.none_shift
+        cv_row = cv.row()
+    else:
+        none_shift, cv_row = 0.0, {}
+
+    # 5. Fit on everything, save, reload through the verifying loader, score.
+    _log(args, "fitting final model")
+    fit_started = time.perf_counter()
+    payload = fit_bundle(recipe, rows, args.seed, none_shift)
+    fit_seconds = time.perf_counter() - fit_started
+    bundle = ModelBundle({"format": 1, **payload}, {})
+    bench_docs, bench_name = throughput_docs(root, docs_of(rows))
+    docs_per_second = measure_throughput(bundle.predict_proba, bench_docs, batch_size=256, repeats=3)
+    dev_metrics = evaluate_rows(bundle, dev_rows) if dev_rows else {}
+
+    out_dir = Path(args.out) / f"{args.name}-{args.version}"
+    card: dict[str, Any] = {
+        "name": args.name,
+        "version": args.version,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "seed": args.seed,
+        "recipe": asdict(recipe),
+        "recipe_label": recipe.label(),
+        "none_shift": none_shift,
+        "data": {
+            "root": str(root),
+            "sources": sources,
+            "dev": {"path": str(dev_path), "sha256": sha256_path(dev_path)} if dev_path else None,
+            "load": report.as_dict(),
+            "train_counts": label_counts(rows),
+            "train_counts_annotated": label_counts(annotated),
+            "dev_counts": label_counts(dev_rows),
+        },
+        "cv": cv_row,
+        "dev_metrics": dev_metrics,
+        "throughput": {"docs_per_second": round(docs_per_second), "batch_size": 256, "docs": bench_name,
+                       "threads": "one process, n_jobs=1"},
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "fit_seconds": round(fit_seconds, 1),
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "selection": table,
+    }
+    save_bundle(out_dir, payload, card)
+    loaded = load_bundle(out_dir)  # the written bundle, not the in-memory one, is what we vouch for
+    write_report(out_dir, loaded, card)
+    _log(args, f"wrote {out_dir}")
+    for head, metrics in dev_metrics.items():
+        extra = f", incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}" if head == "incident" else ""
+        print(f"dev {head}: macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}{extra}")
+    print(f"throughput: {docs_per_second:.0f} docs/s ({bench_name}); train {card['train_seconds']} s; "
+          f"peak RSS {card['peak_rss_bytes'] / 2**20:.0f} MiB")
+    return 0
+
+
+def _min_class_count(rows: list[LabeledRow]) -> int:
+    counts = label_counts(rows)["incident"]
+    return min(counts.values()) if counts else 0
+
+
+def write_report(out_dir: Path, bundle: ModelBundle, card: dict[str, Any]) -> None:
+    lines = [
+        f"# {card['name']} {card['version']}",
+        "",
+        f"Created {card['created_at']} from commit `{card['git_commit']}`; recipe `{card['recipe_label']}`, "
+        f"none shift {card['none_shift']:+.2f}.",
+        f"Throughput {card['throughput']['docs_per_second']} docs/s ({card['throughput']['docs']}, batch 256, "
+        f"one core). Train {card['train_seconds']} s, peak RSS {card['peak_rss_bytes'] / 2**20:.0f} MiB.",
+        "",
+        "## Data",
+        "",
+    ]
+    for source in card["data"]["sources"]:
+        lines.append(f"- `{source.get('path')}` rows={source.get('rows')} sha256 `{source.get('sha256', '')[:16]}…`")
+    load = card["data"]["load"]
+    lines += [
+        f"- read {load['read']}, invalid {load['invalid']}, duplicates removed {load['duplicates_removed']}, "
+        f"reserved removed {load['reserved_removed']}",
+        "",
+    ]
+    if card["cv"]:
+        cv = card["cv"]
+        lines += [
+            "## Cross-validation on train (annotated rows scored)",
+            "",
+            f"topic macro-F1 {cv['cv_macro_f1_topic']}, incident macro-F1 {cv['cv_macro_f1_incident']} "
+            f"→ {cv['cv_macro_f1_incident_shifted']} with none shift {cv['none_shift']:+.2f}",
+            "",
+        ]
+    if card["dev_metrics"]:
+        lines += ["## Dev", ""]
+        for head, metrics in card["dev_metrics"].items():
+            lines += [format_table(head, metrics), "", f"![{head}](confusion-{head}.png)", ""]
+            plot_confusion(head, metrics, out_dir / f"confusion-{head}.png")
+    if card["selection"]:
+        lines += ["## Model selection (CV on train)", "", selection_markdown(card["selection"]), ""]
+    (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def selection_markdown(table: list[dict[str, Any]]) -> str:
+    lines = [
+        "| recipe | CV topic F1 | CV incident F1 | + none shift | docs/s | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        mark = " **(chosen)**" if row.get("chosen") else ""
+        lines.append(
+            f"| {row['recipe']}{mark} | {row['cv_macro_f1_topic']:.3f} | {row['cv_macro_f1_incident']:.3f} | "
+            f"{row['cv_macro_f1_incident_shifted']:.3f} ({row['none_shift']:+.2f}) | {row['docs_per_second']} | "
+            f"{row['fit_seconds']} |"
+        )
+    return "\n".join(lines)
