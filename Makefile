@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck train evaluate bench soak clean
+.PHONY: run test deps-system lint typecheck train evaluate bench soak clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/newsstream demo
 
-test: $(STAMP)
+test: $(STAMP) deps-system
 	$(BIN)/ruff check .
 	$(BIN)/mypy streamer training newsstream
 	$(BIN)/pytest -q
+
+# promtool + prometheus for tests/test_deploy.py (apt, when root and missing)
+deps-system:
+	@bash deploy/system-deps.sh
 
 train: $(STAMP)
 	$(BIN)/newsstream train
