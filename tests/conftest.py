@@ -247,8 +247,8 @@ class WorkerProcess:
                 out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
         return out
 
-    def metric(self, name: str, **labels: str) -> float:
-        return self.metrics().get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+    def metric(self, metric_name: str, /, **labels: str) -> float:
+        return self.metrics().get(metric_name, {}).get(tuple(sorted(labels.items())), 0.0)
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
