@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         kw: dict[str, Any] = {
             "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
             "security_protocol": self.security_protocol,
+            # Fail fast when the broker is away: the worker's own loop retries with backoff, logs it and keeps
+            # /healthz fresh, which a client blocked for 30 s inside a constructor cannot do.
+            "bootstrap_timeout_ms": 5000,
         }
         if self.security_protocol.startswith("SASL"):
             if not self.sasl_mechanism:
@@ -129,6 +132,11 @@ class Settings(BaseSettings):
             **self.security_kwargs(),
             "client_id": f"{self.client_id}-producer",
             "acks": "all",
+            # A batch whose outputs cannot be delivered fails within ~30 s and is re-read, instead of blocking
+            # the loop for kafka-python's 60 s + 120 s defaults while /healthz goes stale.
+            "max_block_ms": 10_000,
+            "request_timeout_ms": 10_000,
+            "delivery_timeout_ms": 30_000,
             "linger_ms": 5,
             "compression_type": None if self.compression_type == "none" else self.compression_type,
             # an enriched event carries the article plus predictions: allow some headroom over the input

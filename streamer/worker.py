@@ -82,6 +82,10 @@ class BatchFailed(Exception):
     """Outputs or offsets of a batch did not make it; the batch will be read again."""
 
 
+class ProducerFailed(BatchFailed):
+    """The producer itself is in doubt (e.g. its producer id is unknown after a broker restart): rebuild it."""
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -131,6 +135,10 @@ class Worker:
                     backoff = 0.5
                 except BatchFailed as exc:
                     self._trouble("batch not committed; it will be read again", exc, backoff)
+                    if isinstance(exc, ProducerFailed):
+                        # kafka-python keeps failing with the old producer id after a broker restart;
+                        # fresh clients resume from the committed offsets, which is where we rewound anyway.
+                        self._close_clients(leave_group=False)
                     backoff = min(backoff * 2, 10.0)
                 except Exception as exc:
                     # Broker gone or a client in a bad state: rebuild the clients after a pause.
@@ -232,6 +240,13 @@ class Worker:
         self.metrics.assigned.set(len(assignment))
         coordinator = getattr(consumer, "_coordinator", None)
         connected = not coordinator.coordinator_unknown() if coordinator is not None else True
+        if connected != self.health.broker_connected:
+            # kafka-python reconnects on its own and says little; the transition is what operators need.
+            if connected:
+                log.info("broker connection (group coordinator) established")
+            else:
+                self.metrics.broker_errors.inc()
+                log.warning("lost the broker (group coordinator unknown); kafka-python keeps reconnecting")
         self.health.broker_connected = connected
         self.health.partitions_assigned = bool(assignment)
         self.metrics.ready.set(1 if connected and assignment else 0)
@@ -328,7 +343,7 @@ class Worker:
             try:
                 future.get(timeout=0)
             except Exception as exc:
-                raise BatchFailed(f"produce failed: {type(exc).__name__}: {exc}") from exc
+                raise ProducerFailed(f"produce failed: {type(exc).__name__}: {exc}") from exc
         self._uncommitted.update(offsets)
         try:
             consumer.commit(offsets)
