@@ -23,7 +23,8 @@ SEED_ARTICLE = ROOT.parent / "shared" / "examples" / "seed-article.json"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="stop after printing the table")
-    parser.add_argument("--port", type=int, default=0, help="broker port (default: 9092 if free, else any)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="broker port (default: 9092 if free, else any; 0: any)")
     parser.add_argument("--metrics-port", type=int, default=9108, help="metrics port on 127.0.0.1 (0: any free)")
     parser.add_argument("--examples", type=Path, default=ROOT / "examples" / "articles.jsonl",
                         help="JSONL articles to publish")
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from streamer.worker import Worker
 
     configure_logging("WARNING", "text")
-    port = args.port or (9092 if port_is_free("127.0.0.1", 9092) else 0)
+    port = args.port if args.port is not None else (9092 if port_is_free("127.0.0.1", 9092) else 0)
     overrides: dict[str, Any] = {"model_path": args.model} if args.model else {}
     settings = Settings(bootstrap_servers="127.0.0.1:0", group_id="newsstream-demo", session_timeout_ms=6000,
                         metrics_host="127.0.0.1", metrics_port=args.metrics_port, batch_max_wait_ms=100,
