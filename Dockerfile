@@ -6,7 +6,12 @@ COPY pyproject.toml README.md ./
 COPY streamer ./streamer
 COPY training ./training
 COPY newsstream ./newsstream
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install .
+COPY models ./models
+# A bundle is refused under another scikit-learn minor version than it was built with (streamer/artifact.py):
+# install the minor the newest bundled card names, not whatever is newest on PyPI today.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip \
+ && SKLEARN=$(python -c "import glob, json; print(max((json.load(open(c))['libraries']['scikit-learn'].rsplit('.', 1)[0] for c in glob.glob('models/*/card.json')), key=lambda v: tuple(map(int, v.split('.')))))") \
+ && /opt/venv/bin/pip install . "scikit-learn==${SKLEARN}.*"
 
 FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \

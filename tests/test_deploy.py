@@ -169,6 +169,21 @@ def test_dockerfile_is_non_root_with_model_and_healthcheck() -> None:
     assert re.search(rf"^COPY .*\bmodels {re.escape(model_env.group(1))}$", text, re.M)
 
 
+def test_dockerfile_pins_the_scikit_learn_minor_of_the_bundled_model() -> None:
+    """Bundles are refused under another scikit-learn minor: the image build reads it from the cards."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    m = re.search(r'SKLEARN=\$\(python -c "([^"]+)"\)', text)
+    assert m is not None and '"scikit-learn==${SKLEARN}.*"' in text
+    cards = sorted((ROOT / "models").glob("*/card.json"))
+    if not cards:
+        pytest.skip("no bundle under models/")
+    out = subprocess.run([sys.executable, "-c", m.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    built_with = max((json.loads(c.read_text())["libraries"]["scikit-learn"] for c in cards),
+                     key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert out.stdout.strip() == ".".join(built_with.split(".")[:2])
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) not installed")
 def test_docker_compose_config(tmp_path: Path) -> None:
     """Debian's docker-compose 1.29 validates against its compose-spec schema and resolves the file. It predates
