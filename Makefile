@@ -32,5 +32,12 @@ train: $(STAMP)
 evaluate: $(STAMP)
 	$(BIN)/newsstream evaluate --data ../shared/datasets/newsevents/dev.jsonl
 
+# Quix Streams pins pydantic<2.14: the benchmark gets its own venv so the dev venv keeps its versions.
+bench:
+	test -d .venv-bench || $(PY) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --upgrade pip
+	.venv-bench/bin/pip install --quiet -e '.[train,bench]'
+	.venv-bench/bin/newsstream bench
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache
