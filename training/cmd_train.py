@@ -85,9 +85,13 @@ def _peak_rss_bytes() -> int:
 
 
 def load_selection() -> tuple[Recipe, list[dict[str, Any]], list[str]]:
+    """The chosen recipe and its comparison table (from the last ``--select``), and the default mapped corpora.
+
+    The mapped set is not part of the selection file: it was chosen by its own measurement (training/corpora.py).
+    """
     if SELECTION_FILE.is_file():
         saved = json.loads(SELECTION_FILE.read_text(encoding="utf-8"))
-        return Recipe(**saved["chosen"]), list(saved.get("table", [])), list(saved.get("mapped", []))
+        return Recipe(**saved["chosen"]), list(saved.get("table", [])), list(corpora.DEFAULT_MAPPED)
     return DEFAULT_RECIPE, [], list(corpora.DEFAULT_MAPPED)
 
 
@@ -179,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
         from training.select import run_selection
 
         recipe, table = run_selection(rows, eval_mask, root, args.seed, args.folds, quiet=args.quiet)
-        SELECTION_FILE.write_text(json.dumps({"chosen": asdict(recipe), "table": table, "mapped": mapped_names},
-                                             indent=2) + "\n", encoding="utf-8")
+        saved = {"chosen": asdict(recipe), "table": table, "selected_on_mapped": mapped_names}
+        SELECTION_FILE.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
 
     # 4. The class-aware threshold for `none`, tuned on out-of-fold scores of train (never on dev).
     folds = max(2, min(args.folds, _min_class_count(rows)))
