@@ -138,6 +138,9 @@ class Settings(BaseSettings):
             "request_timeout_ms": 10_000,
             "delivery_timeout_ms": 30_000,
             "linger_ms": 5,
+            # Enriched events are ~1-10 KB: with kafka-python's 16 KB default every few sends open a new batch
+            # and wake the sender thread, which measured 3x slower than 1 MB batches on the bundled broker.
+            "batch_size": 1_048_576,
             "compression_type": None if self.compression_type == "none" else self.compression_type,
             # an enriched event carries the article plus predictions: allow some headroom over the input
             "max_request_size": max(1_048_576, self.max_message_bytes * 2 + 65_536),

@@ -4,7 +4,9 @@ Delivery rules, in one place:
 
 - An offset is committed only after every output of its batch (enriched events and dead letters) is
   acknowledged by the broker. A crash between the two re-reads the batch: duplicates, never losses
-  (``at_least_once``).
+  (``at_least_once``). One batch may be in flight while the next is classified (its acknowledgements
+  arrive meanwhile); it is settled — acknowledged, then committed — right after the next one is handed to
+  the producer, and always before a revocation completes or the worker exits.
 - ``exactly_once`` puts the outputs and the offsets in one transaction (``send_offsets_to_transaction``);
   a ``read_committed`` reader sees each output once. The transactional id is stable across restarts so a
   restarted instance fences the dead one and aborts its open transaction.
@@ -22,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +89,20 @@ class ProducerFailed(BatchFailed):
     """The producer itself is in doubt (e.g. its producer id is unknown after a broker restart): rebuild it."""
 
 
+@dataclass
+class Batch:
+    """One polled batch from classification to commit."""
+
+    started: float
+    records: list[Any]
+    offsets: dict[TopicPartition, OffsetAndMetadata]  # next offset to read, per partition
+    first: dict[TopicPartition, int]  # where to seek back to if the batch fails
+    outputs: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    futures: list[Any] = field(default_factory=list)
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -107,8 +124,10 @@ class Worker:
         self.producer: KafkaProducer | None = None
         self._stop = threading.Event()
         self._next_offset: dict[TopicPartition, int] = {}
-        # Outputs acknowledged but offsets not yet committed (only after a failed commit): committed on revoke.
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        # at_least_once: the batch sent but not yet acknowledged and committed. Its acknowledgements arrive
+        # while the next batch is classified (the broker works on one core while the model uses another);
+        # it is settled (waited for, committed) before the next one is sent, on revoke and on shutdown.
+        self._in_flight: Batch | None = None
         self._max_output_bytes = int(settings.producer_kwargs()["max_request_size"]) - 1024
         self.batches = 0
         health.model_loaded = True
@@ -146,6 +165,10 @@ class Worker:
                     self._close_clients(leave_group=False)
                     backoff = min(backoff * 2, 10.0)
         finally:
+            try:
+                self._settle()
+            except Exception as exc:  # the batch is re-read by the next owner: a duplicate, not a loss
+                log.warning("last batch not committed at shutdown", extra={"error": str(exc)})
             self._close_clients(leave_group=True)
             self.health.partitions_assigned = False
             self.metrics.ready.set(0)
@@ -180,9 +203,10 @@ class Worker:
     def _close_clients(self, leave_group: bool) -> None:
         consumer, producer = self.consumer, self.producer
         self.consumer = self.producer = None
+        self._in_flight = None  # not committed: re-read from the committed offsets by the next consumer
         if consumer is not None:
             try:
-                # No auto-commit: everything processed is already committed; close() leaves the group.
+                # No auto-commit: everything acknowledged is already committed; close() leaves the group.
                 consumer.close(autocommit=False, timeout_ms=3000 if leave_group else 0)
             except Exception as exc:
                 log.warning("consumer close failed", extra={"error": str(exc)})
@@ -201,17 +225,12 @@ class Worker:
         if not revoked:
             return  # kafka-python calls this with nothing on the first join
         self.metrics.rebalances.labels(event="revoked").inc()
-        pending = {tp: om for tp, om in self._uncommitted.items() if tp in revoked}
-        if pending and self.consumer is not None and not self.settings.exactly_once:
-            try:
-                self.consumer.commit(pending)
-                self.metrics.commits.inc()
-            except Exception as exc:
-                self.metrics.commit_failures.inc()
-                log.warning("commit on revoke failed; the new owner re-reads those records",
-                            extra={"error": str(exc)})
+        try:
+            # Hand over cleanly: what was sent is acknowledged and committed before the partitions go.
+            self._settle()
+        except BatchFailed as exc:
+            log.warning("commit on revoke failed; the new owner re-reads those records", extra={"error": str(exc)})
         for tp in revoked:
-            self._uncommitted.pop(tp, None)
             self._next_offset.pop(tp, None)
             with contextlib.suppress(KeyError):  # no lag sample yet for a partition we never read
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
@@ -228,11 +247,18 @@ class Worker:
         consumer = self.consumer
         assert consumer is not None
         self.models.swap_if_pending()
-        records = consumer.poll(timeout_ms=self.settings.batch_max_wait_ms,
-                                max_records=self.settings.batch_max_messages)
+        # With a batch in flight, don't sit in poll: settle it as soon as there is nothing new to overlap with.
+        wait_ms = 0 if self._in_flight is not None else self.settings.batch_max_wait_ms
+        records = consumer.poll(timeout_ms=wait_ms, max_records=self.settings.batch_max_messages)
         self.health.beat()
         if records:
-            self._process(records)
+            batch = self._prepare(records)
+            if self.settings.exactly_once:
+                self._publish_transactional(batch)
+            else:
+                self._publish_pipelined(batch)
+        else:
+            self._settle()
         self._observe(consumer)
 
     def _observe(self, consumer: KafkaConsumer) -> None:
@@ -256,18 +282,22 @@ class Worker:
             if hw is not None and position is not None:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, hw - position))
 
-    def _process(self, records_by_tp: dict[TopicPartition, list[Any]]) -> None:
+    def _prepare(self, records_by_tp: dict[TopicPartition, list[Any]]) -> Batch:
+        """Validate, classify (one model call), build every output of the batch."""
         s, m = self.settings, self.metrics
-        consumer, producer = self.consumer, self.producer
-        assert consumer is not None and producer is not None
-        started = time.monotonic()
-        batch = [rec for recs in records_by_tp.values() for rec in recs]
-        m.consumed.labels(topic=s.input_topic).inc(len(batch))
-        m.batch_size.observe(len(batch))
+        records = [rec for recs in records_by_tp.values() for rec in recs]
+        batch = Batch(
+            started=time.monotonic(),
+            records=records,
+            offsets={tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()},
+            first={tp: recs[0].offset for tp, recs in records_by_tp.items()},
+        )
+        m.consumed.labels(topic=s.input_topic).inc(len(records))
+        m.batch_size.observe(len(records))
 
         valid: list[tuple[Any, Article]] = []
         dead: list[tuple[Any, Rejection]] = []
-        for rec in batch:
+        for rec in records:
             parsed = parse_article(rec.value, s.max_message_bytes)
             if isinstance(parsed, Rejection):
                 dead.append((rec, parsed))
@@ -283,8 +313,6 @@ class Worker:
         headers = [("schema-version", SCHEMA_VERSION.encode()), ("model-name", model["name"].encode()),
                    ("model-version", model["version"].encode()), ("content-type", b"application/json")]
         processed_at = now_iso()
-        published: list[dict[str, Any]] = []
-        outputs: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         for (rec, article), prediction in zip(valid, predictions, strict=True):
             if isinstance(prediction, Exception):
                 dead.append((rec, Rejection(DeadLetterReason.CLASSIFICATION_ERROR,
@@ -296,84 +324,63 @@ class Worker:
                 dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
                                             f"enriched event is {len(value)} bytes, limit {self._max_output_bytes}")))
                 continue
-            outputs.append((s.output_topic, article.id.encode(), value, headers))
-            published.append(prediction)
+            batch.outputs.append((s.output_topic, article.id.encode(), value, headers))
+            batch.published.append(prediction)
         for rec, rejection in dead:
-            outputs.append((s.dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection)))
+            batch.outputs.append((s.dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection)))
+            batch.reasons[rejection.reason.value] = batch.reasons.get(rejection.reason.value, 0) + 1
+        return batch
 
-        offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()}
-        first = {tp: recs[0].offset for tp, recs in records_by_tp.items()}
+    def _publish_pipelined(self, batch: Batch) -> None:
+        producer = self.producer
+        assert producer is not None
         try:
-            if s.exactly_once:
-                self._publish_transactional(producer, consumer, outputs, offsets)
-            else:
-                self._publish_then_commit(producer, consumer, outputs, offsets)
-        except BatchFailed:
-            self._rewind(consumer, first)
-            raise
+            batch.futures = [producer.send(topic, key=key, value=value, headers=headers)
+                             for topic, key, value, headers in batch.outputs]
+        except Exception as exc:
+            self._fail([b for b in (self._in_flight, batch) if b is not None])
+            raise ProducerFailed(f"send failed: {type(exc).__name__}: {exc}") from exc
+        # The previous batch had the whole classification of this one to be acknowledged: settle it now.
+        previous, self._in_flight = self._in_flight, batch
+        if previous is not None:
+            self._settle_one(previous, also_failing=[batch])
 
-        # Counted only now: the outputs are acknowledged and the offsets committed.
-        done = time.monotonic()
-        wall = time.time()
-        m.produced.labels(topic=s.output_topic).inc(len(published))
-        reasons: dict[str, int] = {}
-        for _, rejection in dead:
-            reasons[rejection.reason.value] = reasons.get(rejection.reason.value, 0) + 1
-        for reason, count in reasons.items():
-            m.dead_lettered.labels(reason=reason).inc(count)
-        m.record_predictions(published)
-        elapsed = done - started
-        for rec in batch:
-            m.processing.observe(elapsed)
-            if rec.timestamp is not None and rec.timestamp >= 0:
-                m.event_age.observe(max(0.0, wall - rec.timestamp / 1000.0))
-        m.last_processed.set(wall)
-        for tp, om in offsets.items():
-            self._next_offset[tp] = om.offset
-        self.batches += 1
-        if dead:
-            log.info("dead-lettered", extra={"count": len(dead), "reasons": reasons})
+    def _settle(self) -> None:
+        """Wait for the batch in flight, then commit it (at_least_once)."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is not None:
+            self._settle_one(batch, also_failing=[])
 
-    def _publish_then_commit(self, producer: KafkaProducer, consumer: KafkaConsumer,
-                             outputs: list[Any], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        futures = [producer.send(topic, key=key, value=value, headers=headers)
-                   for topic, key, value, headers in outputs]
-        producer.flush()
-        for future in futures:
+    def _settle_one(self, batch: Batch, also_failing: list[Batch]) -> None:
+        producer, consumer = self.producer, self.consumer
+        assert producer is not None and consumer is not None
+        if not all(f.is_done for f in batch.futures):
+            producer.flush()
+        for future in batch.futures:
             try:
                 future.get(timeout=0)
             except Exception as exc:
+                self._fail([batch, *also_failing])
                 raise ProducerFailed(f"produce failed: {type(exc).__name__}: {exc}") from exc
-        self._uncommitted.update(offsets)
         try:
-            consumer.commit(offsets)
+            consumer.commit(batch.offsets)
         except Exception as exc:  # CommitFailedError, RebalanceInProgressError, broker errors
             self.metrics.commit_failures.inc()
+            self._fail([batch, *also_failing])
             raise BatchFailed(f"commit failed: {type(exc).__name__}: {exc}") from exc
-        for tp in offsets:
-            self._uncommitted.pop(tp, None)
         self.metrics.commits.inc()
+        self._done(batch)
 
-    def _publish_transactional(self, producer: KafkaProducer, consumer: KafkaConsumer,
-                               outputs: list[Any], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        try:
-            producer.begin_transaction()
-            for topic, key, value, headers in outputs:
-                producer.send(topic, key=key, value=value, headers=headers)
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
-        except Exception as exc:
-            self.metrics.commit_failures.inc()
-            try:
-                producer.abort_transaction()
-            except Exception as abort_exc:
-                log.warning("abort failed", extra={"error": str(abort_exc)})
-                # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
-                raise RuntimeError(f"transaction failed and could not be aborted: {exc}") from exc
-            raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
-        self.metrics.commits.inc()
-
-    def _rewind(self, consumer: KafkaConsumer, first: dict[TopicPartition, int]) -> None:
+    def _fail(self, batches: list[Batch]) -> None:
+        """Seek back to the first record of the failed batches (and anything after them): nothing is skipped."""
+        self._in_flight = None
+        first: dict[TopicPartition, int] = {}
+        for batch in batches:
+            for tp, offset in batch.first.items():
+                first[tp] = min(offset, first.get(tp, offset))
+        consumer = self.consumer
+        if consumer is None:
+            return
         owned = consumer.assignment()
         for tp, offset in first.items():
             if tp in owned:
@@ -381,3 +388,46 @@ class Worker:
                     consumer.seek(tp, offset)
                 except Exception as exc:
                     log.warning("seek back failed", extra={"partition": str(tp), "error": str(exc)})
+
+    def _done(self, batch: Batch) -> None:
+        """Counted only now: the outputs are acknowledged and the offsets committed."""
+        s, m = self.settings, self.metrics
+        done = time.monotonic()
+        wall = time.time()
+        m.produced.labels(topic=s.output_topic).inc(len(batch.published))
+        for reason, count in batch.reasons.items():
+            m.dead_lettered.labels(reason=reason).inc(count)
+        m.record_predictions(batch.published)
+        elapsed = done - batch.started
+        for rec in batch.records:
+            m.processing.observe(elapsed)
+            if rec.timestamp is not None and rec.timestamp >= 0:
+                m.event_age.observe(max(0.0, wall - rec.timestamp / 1000.0))
+        m.last_processed.set(wall)
+        for tp, om in batch.offsets.items():
+            self._next_offset[tp] = om.offset
+        self.batches += 1
+        if batch.reasons:
+            log.info("dead-lettered", extra={"count": sum(batch.reasons.values()), "reasons": batch.reasons})
+
+    def _publish_transactional(self, batch: Batch) -> None:
+        producer, consumer = self.producer, self.consumer
+        assert producer is not None and consumer is not None
+        try:
+            producer.begin_transaction()
+            for topic, key, value, headers in batch.outputs:
+                producer.send(topic, key=key, value=value, headers=headers)
+            producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        except Exception as exc:
+            self.metrics.commit_failures.inc()
+            self._fail([batch])
+            try:
+                producer.abort_transaction()
+            except Exception as abort_exc:
+                log.warning("abort failed", extra={"error": str(abort_exc)})
+                # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
+                raise ProducerFailed(f"transaction failed and could not be aborted: {exc}") from exc
+            raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
+        self.metrics.commits.inc()
+        self._done(batch)
