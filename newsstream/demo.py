@@ -66,9 +66,22 @@ def _collect(bootstrap: str, topics: list[str], want: int, timeout_s: float) -> 
         consumer.close()
 
 
-def _table(records: list[Any], dlq_topic: str) -> str:
+def _ids(lines: list[bytes]) -> list[str]:
+    ids = []
+    for line in lines:
+        try:
+            ids.append(str(json.loads(line).get("id")))
+        except (ValueError, AttributeError):
+            continue
+    return ids
+
+
+def _table(records: list[Any], dlq_topic: str, order: list[str] | None = None) -> str:
     rows = [("id", "topic", "score", "incident", "score", "expected (topic / incident)")]
     dead = []
+    # Partitions interleave the results; show them in the order they were published.
+    rank = {id_: i for i, id_ in enumerate(order or [])}
+    records = sorted(records, key=lambda r: rank.get((r.key or b"").decode("utf-8", "replace"), len(rank)))
     for rec in records:
         if rec.topic == dlq_topic:
             headers = {k: (v or b"").decode() for k, v in rec.headers or []}
@@ -152,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"published  {len(lines)} article(s) to {settings.input_topic}; waiting for the worker…", flush=True)
         records = _collect(broker.bootstrap, [settings.output_topic, settings.dlq_topic], len(lines), args.timeout)
         print()
-        print(_table(records, settings.dlq_topic))
+        print(_table(records, settings.dlq_topic, _ids(lines)))
         print()
         print(f"{len(records)} of {len(lines)} article(s) processed")
         print(f"metrics    http://{host}:{mport}/metrics   (also /healthz, /readyz)")
