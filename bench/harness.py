@@ -97,6 +97,14 @@ def machine() -> dict[str, Any]:
             "load_average_at_start": list(os.getloadavg())}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
 def rss_peak_mb(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -235,8 +243,9 @@ class Proc:
 
 
 class Runner:
-    def __init__(self, bootstrap: str, model: Path, tmp: Path) -> None:
+    def __init__(self, bootstrap: str, model: Path, tmp: Path, broker_pid: int = -1) -> None:
         self.bootstrap = bootstrap
+        self.broker_pid = broker_pid
         self.model = model
         self.tmp = tmp
         self.started: list[Proc] = []
@@ -277,7 +286,7 @@ class Runner:
             with contextlib.suppress(OSError):
                 if sum(p.metric_sum("newsstream_messages_produced_total") for p in procs) >= count:
                     return
-            time.sleep(0.2)
+            time.sleep(0.5)  # each scrape costs the worker a few ms of CPU: don't disturb it
         raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {count} outputs:\n{procs[0].log_tail()}")
 
     def wait_exit(self, p: Proc, timeout_s: float) -> None:
@@ -328,7 +337,10 @@ def run_workers(r: Runner, input_topic: str, n: int, count: int, timeout_s: floa
     create(r.bootstrap, *outputs)
     procs = [r.worker(input_topic, out, group, name=f"worker{i}of{n}") for i, out in enumerate(outputs)]
     try:
+        broker_cpu0, t0 = cpu_seconds(r.broker_pid), time.monotonic()
         r.wait_produced(procs, count, timeout_s)
+        # over the whole run (start-up included): how much CPU the broker needed beside the workers
+        broker_core_share = (cpu_seconds(r.broker_pid) - broker_cpu0) / (time.monotonic() - t0)
         rss = [rss_peak_mb(p.proc.pid) for p in procs]
     finally:
         for p in procs:
@@ -341,7 +353,7 @@ def run_workers(r: Runner, input_topic: str, n: int, count: int, timeout_s: floa
     assignments = [sum(1 for line in p.log_path.read_text().splitlines() if "partitions assigned" in line)
                    for p in procs]
     return {"docs_per_s": sum(rates), "per_process_docs_per_s": rates, "outputs": got, "rss_peak_mb": rss,
-            "assignments_per_process": assignments}
+            "assignments_per_process": assignments, "broker_core_share": round(broker_core_share, 3)}
 
 
 def run_baseline(r: Runner, design: str, python: str, input_topic: str, count: int,
@@ -490,7 +502,8 @@ def run(args: argparse.Namespace) -> int:
     results["workload"] = {"file": "guardian/articles.jsonl", "articles": docs, "mean_value_bytes":
                            round(work.mean_bytes), "partitions": PARTITIONS, "baseline_articles": baseline_count}
     broker = EmbeddedBroker(log_path=tmp / "tansu.log").start()
-    r = Runner(broker.bootstrap, model, tmp)
+    assert broker.process is not None
+    r = Runner(broker.bootstrap, model, tmp, broker.process.pid)
     try:
         input_topic = uid("in")
         create(broker.bootstrap, input_topic)

@@ -63,12 +63,26 @@ def measure(values: list[bytes], model: Path, bootstrap: str | None = None) -> d
         lambda: [features.transform(b) for b in batches], n)
     us["  of which heads (predict_proba)"] = _best_us_per_doc(
         lambda: [[clf.predict_proba(x) for clf in bundle.payload["heads"].values()] for x in xs], n)
+    # the top-k dicts alone, built exactly as ModelBundle.classify builds them
+    probas = [bundle.predict_proba(b) for b in batches]
+
+    def topk_as_classify() -> None:
+        for proba_by_head in probas:
+            for head, proba in proba_by_head.items():
+                labels = bundle.labels[head]
+                order = np.argsort(-proba, axis=1, kind="stable")[:, :3]
+                for i, row in enumerate(order):
+                    [{"label": labels[j], "score": round(float(proba[i, j]), 6)} for j in row]
+
+    us["  of which top-k dicts (as ModelBundle.classify builds them)"] = _best_us_per_doc(topk_as_classify, n)
     us["input: json.loads"] = _best_us_per_doc(lambda: [json.loads(v) for v in values], n)
     us["input: parse_article (decode + json + pydantic)"] = _best_us_per_doc(
         lambda: [parse_article(v, 1_000_000) for v in values], n)
     us["output: enrich (model_dump + merge)"] = _best_us_per_doc(
         lambda: [enrich(a, p, model_info, "x", origin) for a, p in zip(articles, predictions, strict=True)], n)
     us["output: dumps (json, ensure_ascii=False)"] = _best_us_per_doc(lambda: [dumps(e) for e in events], n)
+    us["(alternative) json.dumps, ensure_ascii=True"] = _best_us_per_doc(
+        lambda: [json.dumps(e, separators=(",", ":")).encode() for e in events], n)
     try:
         import orjson
 
@@ -84,29 +98,6 @@ def measure(values: list[bytes], model: Path, bootstrap: str | None = None) -> d
             metrics.event_age.observe(0.2)
 
     us["metrics (per-record observes + prediction tallies)"] = _best_us_per_doc(meter, n)
-    # the top-k dicts alone, built exactly as ModelBundle.classify builds them, and a vectorised version
-    probas = [bundle.predict_proba(b) for b in batches]
-
-    def topk_as_classify() -> None:
-        for proba_by_head in probas:
-            for head, proba in proba_by_head.items():
-                labels = bundle.labels[head]
-                order = np.argsort(-proba, axis=1, kind="stable")[:, :3]
-                for i, row in enumerate(order):
-                    [{"label": labels[j], "score": round(float(proba[i, j]), 6)} for j in row]
-
-    us["  of which top-k dicts (as ModelBundle.classify builds them)"] = _best_us_per_doc(topk_as_classify, n)
-
-    def topk_vectorised() -> None:
-        for proba_by_head in probas:
-            for head, proba in proba_by_head.items():
-                labels = bundle.labels[head]
-                order = np.argsort(-proba, axis=1, kind="stable")[:, :3]
-                scores = np.round(np.take_along_axis(proba, order, axis=1), 6).tolist()
-                for row_order, row_scores in zip(order.tolist(), scores, strict=True):
-                    [{"label": labels[j], "score": s} for j, s in zip(row_order, row_scores, strict=True)]
-
-    us["(alternative) top-k dicts vectorised"] = _best_us_per_doc(topk_vectorised, n)
     if bootstrap:
         us.update(_kafka(values, bootstrap, [dumps(e) for e in events]))
     model_us = us["model: classify (features + heads + top-k)"]

@@ -57,12 +57,14 @@ def summarize(raw: str, wall_samples: float) -> dict[str, Any]:
             label = next((name for name, marks in MAIN_CATEGORIES if any(m in joined for m in marks)), "other")
             main[label] += n
             by_thread["main (worker loop)"] += n
-        elif "kafka/producer/sender.py" in joined or "kafka/producer" in joined:
+        elif "producer" in thread or "kafka/producer" in joined:
             by_thread["kafka producer I/O thread"] += n
-        elif "model_watch" in joined:
+        elif "kafka-io" in thread or "kafka/" in joined:
+            by_thread["kafka consumer I/O thread"] += n
+        elif "model-watch" in thread or "model_watch" in joined:
             by_thread["model watcher"] += n
-        elif "http" in joined or "socketserver" in joined:
-            by_thread["metrics HTTP server"] += n
+        elif "http" in thread or "process_request" in thread or "socketserver" in joined:
+            by_thread["metrics HTTP server (the harness polls it)"] += n
         else:
             by_thread["other threads"] += n
     main_total = sum(main.values())
