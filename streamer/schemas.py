@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +108,38 @@ def parse_article(value: bytes | None, max_bytes: int | None = None) -> Article 
     except UnicodeDecodeError as exc:
         return Rejection(DeadLetterReason.NOT_UTF8, f"value is not UTF-8: {exc}")
     try:
-        obj = json.loads(text)
-    except ValueError as exc:
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except ValueError as exc:  # also int literals over Python's digit limit
         return Rejection(DeadLetterReason.INVALID_JSON, f"value is not JSON: {exc}")
+    except RecursionError:
+        return Rejection(DeadLetterReason.INVALID_JSON, "value is nested too deeply to parse")
+    # A \uD800-\uDFFF escape without its pair decodes to a lone surrogate, which no UTF-8 output can carry.
+    # Only escapes can produce one, so the full check runs only when the text has such an escape.
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(obj):
+        return Rejection(DeadLetterReason.INVALID_JSON, "value contains a lone UTF-16 surrogate escape")
     return validate_article(obj)
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; strict JSON readers downstream do not.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"number {literal[:40]} is out of range")
+    return value
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False  # not this check's concern
+    return False
 
 
 def validate_article(obj: Any) -> Article | Rejection:

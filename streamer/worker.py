@@ -298,7 +298,10 @@ class Worker:
         valid: list[tuple[Any, Article]] = []
         dead: list[tuple[Any, Rejection]] = []
         for rec in records:
-            parsed = parse_article(rec.value, s.max_message_bytes)
+            try:
+                parsed = parse_article(rec.value, s.max_message_bytes)
+            except Exception as exc:  # parse_article never raises by contract; a bug must not wedge the loop
+                parsed = Rejection(DeadLetterReason.INVALID_SCHEMA, f"unexpected {type(exc).__name__}: {exc}")
             if isinstance(parsed, Rejection):
                 dead.append((rec, parsed))
             else:
@@ -319,7 +322,12 @@ class Worker:
                                             f"{type(prediction).__name__}: {prediction}")))
                 continue
             origin = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-            value = dumps(enrich(article, prediction, model, processed_at, origin))
+            try:
+                value = dumps(enrich(article, prediction, model, processed_at, origin))
+            except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+                dead.append((rec, Rejection(DeadLetterReason.INVALID_SCHEMA,
+                                            f"the enriched event cannot be encoded: {exc}")))
+                continue
             if len(value) > self._max_output_bytes:
                 dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
                                             f"enriched event is {len(value)} bytes, limit {self._max_output_bytes}")))
