@@ -20,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP) deps-system
 	$(BIN)/ruff check .
 	$(BIN)/mypy streamer training newsstream
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not soak"
 
 # promtool + prometheus for tests/test_deploy.py (apt, when root and missing)
 deps-system:
@@ -38,6 +38,12 @@ bench:
 	.venv-bench/bin/pip install --quiet --upgrade pip
 	.venv-bench/bin/pip install --quiet -e '.[train,bench]'
 	.venv-bench/bin/newsstream bench
+
+# Long runs, not in CI: @pytest.mark.soak tests (more kill -9 seeds), then bench/soak.py (30 minutes at half
+# the measured max rate; results in bench/results/soak.json and bench/SOAK.md).
+soak: $(STAMP)
+	$(BIN)/pytest -q -m soak
+	$(BIN)/python bench/soak.py --minutes 30
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache

@@ -25,11 +25,6 @@ INPUT_REASONS = {DeadLetterReason.INVALID_JSON, DeadLetterReason.INVALID_SCHEMA,
 PREDICTION = {"topic": {"label": "weather", "score": 0.9}, "topics": [{"label": "weather", "score": 0.9}],
               "incident": {"label": "none", "score": 0.8}, "incidents": [{"label": "none", "score": 0.8}]}
 MODEL = {"name": "m", "version": "1"}
-#: Poison kinds parse_article mishandles today (bugs: see tests/reliability/README.md); strict
-#: xfail, so the fix turns them into failures that force this list to shrink.
-PENDING_FIX: set[str] = set()
-pending_fix = pytest.mark.xfail(strict=True, reason="parse_article: RecursionError escapes on deep nesting, "
-                                "lone surrogates pass and break the output encoding, NaN/Infinity pass through")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -58,8 +53,7 @@ def checked(value: bytes | None) -> Article | Rejection:
 # ---- the catalogue -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pending_fix) if c.kind in PENDING_FIX else c
-                                  for c in bad_cases(MAX_BYTES)], ids=lambda c: c.kind)
+@pytest.mark.parametrize("case", bad_cases(MAX_BYTES), ids=lambda c: c.kind)
 def test_every_poison_kind_gets_its_reason(case) -> None:
     result = checked(case.value)
     assert isinstance(result, Rejection), f"{case.kind} was accepted"
