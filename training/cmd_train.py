@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         "cv": cv_row,
         "dev_metrics": dev_metrics,
         "throughput": {"docs_per_second": round(docs_per_second), "batch_size": 256, "docs": bench_name,
-                       "threads": "one process, n_jobs=1"},
+                       "unit": "docs per CPU-second, one thread"},
         "train_seconds": round(time.perf_counter() - started, 1),
         "fit_seconds": round(fit_seconds, 1),
         "peak_rss_bytes": _peak_rss_bytes(),
