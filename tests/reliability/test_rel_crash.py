@@ -17,9 +17,10 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import article, committed, produce, read_all
+from conftest import article, committed, produce
 
 BATCH = 100
 POISON_EVERY = 97  # some dead letters in the stream: the DLQ path must survive the kills too
@@ -36,11 +37,31 @@ def _messages(n: int) -> tuple[list[tuple[bytes | None, bytes | None]], set[byte
     return messages, {k for k, _ in messages if k is not None}
 
 
+def read_to_end(bootstrap: str, topic: str, timeout_s: float = 120.0) -> list[Any]:
+    """Every record of ``topic``, up to each partition's high watermark (not "whatever arrived in N seconds")."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=300).values():
+                out.extend(records)
+            marks = {tp: consumer.highwater(tp) for tp in tps}
+            if all(hw is not None and consumer.position(tp) >= hw for tp, hw in marks.items()):
+                return out
+        raise AssertionError(f"{topic}: not read to the end in {timeout_s}s ({len(out)} records)")
+    finally:
+        consumer.close()
+
+
 def _published(bootstrap: str, t) -> list[bytes]:
     """Keys of everything published so far, enriched and dead letters (each input record yields one)."""
-    keys = [r.key for r in read_all(bootstrap, t.output, lambda recs: False, timeout_s=2.0)]
-    keys += [r.key for r in read_all(bootstrap, t.dlq, lambda recs: False, timeout_s=1.0)]
-    return keys
+    return [r.key for topic in (t.output, t.dlq) for r in read_to_end(bootstrap, topic)]
 
 
 def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: int, seed: int) -> None:
@@ -61,6 +82,7 @@ def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: i
                         180, f"progress to {target} before kill {kill}")
         time.sleep(rng.uniform(0.0, 0.3))
         worker.kill9()
+        time.sleep(0.5)  # a produce request the dead process had fully sent may still be landing
         progress = sum(v or 0 for v in committed(broker.bootstrap, t.group, t.input, PARTITIONS).values()) - base
         published = len(_published(broker.bootstrap, t))
         # what this incarnation published beyond what it committed is published again by the next one
@@ -72,8 +94,8 @@ def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: i
     last.wait_ready(timeout_s=90)
     last.wait_for(lambda: committed(broker.bootstrap, t.group, t.input, PARTITIONS) == ends, 300,
                   "every offset committed after the last restart")
-    out = read_all(broker.bootstrap, t.output, lambda recs: False, timeout_s=3.0)
-    dead = read_all(broker.bootstrap, t.dlq, lambda recs: False, timeout_s=2.0)
+    out = read_to_end(broker.bootstrap, t.output)
+    dead = read_to_end(broker.bootstrap, t.dlq)
     seen = [r.key for r in out] + [r.key for r in dead]
     missing = keys - set(seen)
     duplicates = len(seen) - len(set(seen))
