@@ -21,6 +21,7 @@ import numpy as np
 
 from streamer.artifact import ModelBundle, load_bundle, save_bundle
 from streamer.taxonomy import HEADS
+from training import annotations as ann
 from training import corpora
 from training.data import (
     REPO_ROOT,
@@ -53,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="labeled JSONL/CSV file (repeatable); default: newsevents/train.jsonl + mapped corpora")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="datasets root (default: $NEWSSTREAM_DATA_DIR or ../shared/datasets)")
+    parser.add_argument("--annotations", action="append", type=Path, metavar="FILE",
+                        help="label-only JSONL ({id, topic, incident, sure}) joined to raw text by id (repeatable); "
+                             "default: training/annotations/*.jsonl with the default recipe. Label-only files "
+                             "given to --data are read this way too")
+    parser.add_argument("--no-annotations", action="store_true",
+                        help="leave out training/annotations/*.jsonl from the default recipe")
     parser.add_argument("--dev", type=Path, default=None,
                         help="labeled file scored into the card (default: newsevents/dev.jsonl if present)")
     parser.add_argument("--no-dev", action="store_true", help="do not score a dev file")
@@ -60,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated mapped corpora to add (default: the recipe's; 'none' for none)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="models directory")
     parser.add_argument("--name", default="newsstream")
-    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--version", default="1.1.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=3, help="CV folds for the none-shift and --select")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad rows (counted) instead of stopping")
@@ -130,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.data:
         mapped_names = []  # explicit files mean exactly those files
     files = list(args.data) if args.data else [root / "newsevents" / "train.jsonl"]
+    # Label-only files (no text) are annotations: their text is joined from the raw corpora by id.
+    annotation_files = [p for p in files if ann.is_label_only(p)]
+    files = [p for p in files if p not in annotation_files]
+    annotation_files += list(args.annotations or [])
+    if not args.data and not args.annotations and not args.no_annotations:
+        annotation_files = ann.default_files()
     dev_path = None if args.no_dev else (args.dev or root / "newsevents" / "dev.jsonl")
     if dev_path is not None and not dev_path.is_file():
         if args.dev:
@@ -155,11 +168,34 @@ def run(args: argparse.Namespace) -> int:
     annotated = clean([r for r in raw if r.id not in dev_ids], reserved, report, exclude_keys=dev_keys)
     n_annotated = len(annotated)
 
+    # 1b. Our own label-only annotations: refused if reserved or already in newsevents; text joined by id.
+    ann_report = ann.AnnotationReport()
+    extra: list[LabeledRow] = []
+    if annotation_files:
+        newsevents_ids = {r.id for r in raw} | dev_ids | _newsevents_ids(root)
+        try:
+            ann_rows, ann_report = ann.load_annotations(
+                annotation_files, root, reserved, newsevents_ids,
+                heldout=ann.heldout_keys(root, reserved, dev_rows), skip_invalid=args.skip_invalid,
+            )
+        except DataError as exc:
+            print(f"newsstream train: {exc}", file=sys.stderr)
+            return 2
+        for message in ann_report.errors[:20]:
+            print(f"skipped: {message}", file=sys.stderr)
+        taken_keys = {text_key(r.title, r.text) for r in annotated} | dev_keys
+        extra = clean(ann_rows, reserved, report, exclude_keys=taken_keys)
+        _log(args, f"annotations: {len(extra)} rows from {len(annotation_files)} file(s) "
+                   f"({ann_report.invalid} invalid, {ann_report.near_duplicates_of_heldout} near-duplicates of "
+                   f"held-out documents, {len(ann_rows) - len(extra)} duplicate texts removed)")
+
     # 2. Mapped raw-corpus rows: never a reserved id, a dev id, or a text already kept.
     sources: list[dict[str, Any]] = [{"path": str(p), "sha256": sha256_path(p), "rows": None} for p in files]
+    sources += [{**f, "mapping": "label-only annotations", "rows": sum(
+        1 for r in extra if r.id in _ids_in(Path(f["path"])))} for f in ann_report.files]
     mapped: list[LabeledRow] = []
-    taken = {text_key(r.title, r.text) for r in annotated} | dev_keys
-    annotated_ids = {r.id for r in annotated}
+    taken = {text_key(r.title, r.text) for r in annotated + extra} | dev_keys
+    annotated_ids = {r.id for r in annotated + extra}
     for name in mapped_names:
         rows, info = corpora.load_mapped(name, root, exclude_ids=reserved | dev_ids | annotated_ids)
         kept = clean(rows, reserved, report, exclude_keys=taken)
@@ -167,18 +203,22 @@ def run(args: argparse.Namespace) -> int:
         mapped.extend(kept)
         sources.append({**info, "rows": len(kept)})
         _log(args, f"mapped {name}: {len(kept)} rows")
-    rows = annotated + mapped
+    rows = annotated + extra + mapped
     if args.skip_invalid and report.invalid:
         print(f"newsstream train: skipped {report.invalid} invalid row(s)", file=sys.stderr)
-    _log(args, f"training rows: {len(rows)} ({n_annotated} annotated + {len(mapped)} mapped); "
+    _log(args, f"training rows: {len(rows)} ({n_annotated} annotated + {len(extra)} label-only annotations + "
+               f"{len(mapped)} mapped); "
                f"{report.duplicates} duplicates and {report.reserved} reserved ids removed")
     for head in HEADS:
         if len({getattr(r, head) for r in rows if getattr(r, head) is not None}) < 2:
             print(f"newsstream train: head {head!r} needs at least two labels in the data", file=sys.stderr)
             return 2
 
-    # 3. Model selection (optional): CV on annotated train (+ mapped rows in the training folds only).
-    eval_mask = np.asarray([i < n_annotated for i in range(len(rows))])
+    # 3. Model selection (optional): CV on annotated train (+ annotation and mapped rows in the training folds
+    # only, so recipes with and without them are scored on the same rows).
+    # Without newsevents rows (label-only files alone) the annotations are what CV can score.
+    n_scored = n_annotated or len(extra)
+    eval_mask = np.asarray([i < n_scored for i in range(len(rows))])
     if args.select:
         from training.select import run_selection
 
@@ -219,10 +259,12 @@ def run(args: argparse.Namespace) -> int:
         "data": {
             "root": str(root),
             "sources": sources,
+            "annotations": ann_report.as_dict() if annotation_files else None,
             "dev": {"path": str(dev_path), "sha256": sha256_path(dev_path)} if dev_path else None,
             "load": report.as_dict(),
             "train_counts": label_counts(rows),
             "train_counts_annotated": label_counts(annotated),
+            "train_counts_label_only_annotations": label_counts(extra),
             "dev_counts": label_counts(dev_rows),
         },
         "cv": cv_row,
@@ -239,11 +281,41 @@ def run(args: argparse.Namespace) -> int:
     write_report(out_dir, loaded, card)
     _log(args, f"wrote {out_dir}")
     for head, metrics in dev_metrics.items():
-        extra = f", incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}" if head == "incident" else ""
-        print(f"dev {head}: macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}{extra}")
+        binary = f", incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}" if head == "incident" else ""
+        print(f"dev {head}: macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}{binary}")
     print(f"throughput: {docs_per_second:.0f} docs/s ({bench_name}); train {card['train_seconds']} s; "
           f"peak RSS {card['peak_rss_bytes'] / 2**20:.0f} MiB")
     return 0
+
+
+def _ids_in(path: Path) -> set[str]:
+    ids = set()
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "id" in record:
+                ids.add(str(record["id"]).strip())
+    return ids
+
+
+def _newsevents_ids(root: Path) -> set[str]:
+    """Ids already labeled in newsevents: annotations must label new documents, never relabel these."""
+    ids: set[str] = set()
+    for name in ("train.jsonl", "dev.jsonl"):
+        path = root / "newsevents" / name
+        if path.is_file():
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict) and "id" in record:
+                        ids.add(str(record["id"]))
+    return ids
 
 
 def _min_class_count(rows: list[LabeledRow]) -> int:
