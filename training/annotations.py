@@ -326,7 +326,7 @@ class AnnotationReport:
     near_duplicates_of_heldout: int = 0
     kept: int = 0
     unsure: int = 0
-    by_file: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    by_file: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -456,7 +456,8 @@ def load_annotations(
                                incident=label.incident))
         report.kept += 1
         report.unsure += int(not label.sure)
-        counts = report.by_file.setdefault(path.name, {"topic": {}, "incident": {}})
+        counts = report.by_file.setdefault(path.name, {"rows": 0, "topic": {}, "incident": {}})
+        counts["rows"] += 1
         for head in HEADS:
             value = getattr(label, head)
             if value is not None:

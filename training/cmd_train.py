@@ -191,8 +191,9 @@ def run(args: argparse.Namespace) -> int:
 
     # 2. Mapped raw-corpus rows: never a reserved id, a dev id, or a text already kept.
     sources: list[dict[str, Any]] = [{"path": str(p), "sha256": sha256_path(p), "rows": None} for p in files]
-    sources += [{**f, "mapping": "label-only annotations", "rows": sum(
-        1 for r in extra if r.id in _ids_in(Path(f["path"])))} for f in ann_report.files]
+    # Rows are counted where they were kept: an id labeled in two files counts for the first only.
+    sources += [{**f, "mapping": "label-only annotations",
+                 "rows": ann_report.by_file.get(Path(f["path"]).name, {}).get("rows", 0)} for f in ann_report.files]
     mapped: list[LabeledRow] = []
     taken = {text_key(r.title, r.text) for r in annotated + extra} | dev_keys
     annotated_ids = {r.id for r in annotated + extra}
@@ -288,19 +289,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ids_in(path: Path) -> set[str]:
-    ids = set()
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and "id" in record:
-                ids.add(str(record["id"]).strip())
-    return ids
-
-
 def _newsevents_ids(root: Path) -> set[str]:
     """Ids already labeled in newsevents: annotations must label new documents, never relabel these."""
     ids: set[str] = set()
@@ -338,6 +326,15 @@ def write_report(out_dir: Path, bundle: ModelBundle, card: dict[str, Any]) -> No
     for source in card["data"]["sources"]:
         lines.append(f"- `{source.get('path')}` rows={source.get('rows')} sha256 `{source.get('sha256', '')[:16]}…`")
     load = card["data"]["load"]
+    notes = card["data"].get("annotations")
+    if notes:
+        by_source = ", ".join(f"{k} {v}" for k, v in sorted(notes["rows_by_source"].items(), key=lambda kv: -kv[1]))
+        lines.append(
+            f"- label-only annotations: {notes['kept']} rows kept of {notes['read']} read ({notes['unsure']} unsure; "
+            f"{notes['repeated_ids_removed']} repeated ids, {notes['repeated_ids_disagreeing']} of them disagreeing; "
+            f"{notes['near_duplicates_of_heldout_removed']} near-duplicates of held-out documents removed); "
+            f"by source: {by_source}"
+        )
     lines += [
         f"- read {load['read']}, invalid {load['invalid']}, duplicates removed {load['duplicates_removed']}, "
         f"reserved removed {load['reserved_removed']}",
