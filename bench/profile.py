@@ -12,10 +12,11 @@ from typing import Any
 
 #: (category, markers: any one frame containing any marker) — checked in order.
 MAIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("model: linear heads (predict_proba)", ("sklearn/linear_model", "softmax_rows", "_logistic.py")),
+    ("model: heads (predict_proba)", ("sklearn/linear_model", "sklearn/calibration", "sklearn/svm",
+                                      "sklearn/isotonic", "softmax_rows")),
     ("features: text + hashing TF-IDF", ("streamer/features.py", "sklearn/feature_extraction", "sklearn/pipeline",
                                          "sklearn/preprocessing", "HashedTfidf", "ArticleText")),
-    ("model: output (top-k dicts)", ("classify (streamer/artifact.py",)),
+    ("model: rest of classify (top-k dicts, prior shift)", ("classify (streamer/artifact.py",)),
     ("input: JSON decode", ("loads (json", "decode (json", "raw_decode (json")),
     ("input: pydantic validation", ("validate_article", "model_validate")),
     ("output: enrich (model_dump)", ("enrich (streamer/schemas.py",)),

@@ -47,7 +47,7 @@ def test_profile_summary_splits_threads_and_categories() -> None:
     ])
     out = summarize(raw, wall_samples=200)
     assert out["main_thread_percent"]["features: text + hashing TF-IDF"] == 60.0
-    assert out["main_thread_percent"]["model: linear heads (predict_proba)"] == 10.0
+    assert out["main_thread_percent"]["model: heads (predict_proba)"] == 10.0
     assert out["main_thread_percent"]["output: JSON encode"] == 20.0
     assert out["threads_core_share"] == {"main (worker loop)": 0.5, "kafka producer I/O thread": 0.125}
 
