@@ -1,6 +1,6 @@
 """Batched classification throughput of a model bundle on real full-length articles, one core.
 
-    .venv/bin/python bench/classify_throughput.py [--model models/newsstream-1.0.0] [--docs 2000]
+    .venv/bin/python bench/classify_throughput.py [--model models/newsstream-1.1.0] [--docs 2000]
 
 Reads ``guardian/articles.jsonl`` (4.5 KB mean) from the datasets root, classifies it in batches of 64, 256 and
 1024 through ``ModelBundle.classify`` (what ``newsstream classify`` and the worker call), takes the median of

@@ -12,6 +12,8 @@ from streamer.artifact import CARD_FILE, MODEL_FILE, ModelError, check_bundle, l
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 BUNDLES = sorted(p.parent for p in MODELS.glob(f"*/{CARD_FILE}"))
+#: The shipped default model (what ``find_latest`` serves).
+DEFAULT = MODELS / "newsstream-1.1.0"
 
 #: Our own short texts (no corpus text in the repo): a mix of incident reports and non-incident news.
 DOCS = [
@@ -26,7 +28,7 @@ DOCS = [
 
 
 def test_there_is_a_committed_default_bundle() -> None:
-    assert (MODELS / "newsstream-1.0.0" / CARD_FILE).is_file(), "the default model must be committed"
+    assert (DEFAULT / CARD_FILE).is_file(), "the default model must be committed"
 
 
 @pytest.mark.parametrize("bundle_dir", BUNDLES, ids=[p.name for p in BUNDLES])
@@ -42,7 +44,7 @@ def test_bundle_contract(bundle_dir: Path, tmp_path: Path) -> None:
 @pytest.fixture
 def copy_of_default(tmp_path: Path) -> Path:
     target = tmp_path / "bundle"
-    shutil.copytree(MODELS / "newsstream-1.0.0", target)
+    shutil.copytree(DEFAULT, target)
     return target
 
 
@@ -88,7 +90,7 @@ def test_refuses_labels_outside_taxonomy(copy_of_default: Path) -> None:
 
 def test_seed_style_article_is_an_air_strike() -> None:
     """Our own paraphrase of the seed case: a coalition air strike reported mid-article."""
-    bundle = load_bundle(MODELS / "newsstream-1.0.0")
+    bundle = load_bundle(DEFAULT)
     title = "Coalition raid kills dozens of soldiers near Deir ez-Zor"
     text = (
         "The coalition expressed regret after dozens of soldiers were killed. "
