@@ -18,6 +18,7 @@ from pathlib import Path
 from conftest import article, produce, read_all
 
 from streamer.broker import EmbeddedBroker, create_topics, free_port
+from streamer.settings import Settings
 
 OUTAGE_S = 30.0
 CPU_BOUND = 0.30  # of one core, generous: an idle backoff loop measures ~1-3 %
@@ -90,6 +91,8 @@ def test_thirty_second_outage_mid_stream(topics_factory, worker_factory, model_v
         assert cpu_share < CPU_BOUND, f"busy loop: {cpu_share:.1%} of a core while the broker was away"
         # backoff doubles to 10 s: a 30 s outage is a handful of attempts, not a crash loop
         assert len(connects) <= 15, len(connects)
+        # kafka-python's default reconnect backoff grows to 30 s, which held recovery back by 21-26 s
+        assert Settings().consumer_kwargs()["reconnect_backoff_max_ms"] <= 5000
         worker.signal(signal.SIGTERM)
         assert worker.wait(15) == 0
     finally:
