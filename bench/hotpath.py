@@ -80,7 +80,7 @@ def measure(values: list[bytes], model: Path, bootstrap: str | None = None) -> d
         lambda: [parse_article(v, 1_000_000) for v in values], n)
     us["output: enrich (model_dump + merge)"] = _best_us_per_doc(
         lambda: [enrich(a, p, model_info, "x", origin) for a, p in zip(articles, predictions, strict=True)], n)
-    us["output: dumps (json, ensure_ascii=False)"] = _best_us_per_doc(lambda: [dumps(e) for e in events], n)
+    us["output: streamer.worker.dumps"] = _best_us_per_doc(lambda: [dumps(e) for e in events], n)
     us["(alternative) json.dumps, ensure_ascii=True"] = _best_us_per_doc(
         lambda: [json.dumps(e, separators=(",", ":")).encode() for e in events], n)
     try:
