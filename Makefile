@@ -19,7 +19,7 @@ run: $(STAMP)
 
 test: $(STAMP) deps-system
 	$(BIN)/ruff check .
-	$(BIN)/mypy streamer training newsstream
+	$(BIN)/mypy streamer training newsstream bench
 	$(BIN)/pytest -q -m "not soak"
 
 # promtool + prometheus for tests/test_deploy.py (apt, when root and missing)
