@@ -37,24 +37,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, ValidationError, field_validator
 
 from streamer.taxonomy import HEADS
-from training.data import REPO_ROOT, DataError, LabeledRow, sha256_path
+from training.data import REPO_ROOT, DataError, LabeledRow, Labels, sha256_path
 
 ANNOTATION_DIR = REPO_ROOT / "training" / "annotations"
 
 csv.field_size_limit(1 << 30)
 
 
-class AnnotationLabel(BaseModel):
+class AnnotationLabel(Labels):
     """One label-only row. ``sure`` is kept for the counts; unsure rows are trained on, as in newsevents."""
 
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    topic: str | None = None
-    incident: str | None = None
     sure: bool = True
 
     @field_validator("id")
@@ -64,31 +62,6 @@ class AnnotationLabel(BaseModel):
         if ":" not in value:
             raise ValueError("id must look like <corpus>:<key>")
         return value
-
-    @field_validator("topic", "incident", mode="before")
-    @classmethod
-    def _blank_is_missing(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("topic")
-    @classmethod
-    def _topic_in_taxonomy(cls, value: str | None) -> str | None:
-        if value is not None and value not in HEADS["topic"]:
-            raise ValueError(f"{value!r} is not a topic label")
-        return value
-
-    @field_validator("incident")
-    @classmethod
-    def _incident_in_taxonomy(cls, value: str | None) -> str | None:
-        if value is not None and value not in HEADS["incident"]:
-            raise ValueError(f"{value!r} is not an incident label")
-        return value
-
-    @model_validator(mode="after")
-    def _at_least_one_label(self) -> AnnotationLabel:
-        if self.topic is None and self.incident is None:
-            raise ValueError("row needs a topic or an incident label")
-        return self
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -39,36 +39,11 @@ class DataError(ValueError):
     """A labeled file that cannot be used as it is; the message names file, line and field."""
 
 
-class LabeledRow(BaseModel):
-    """One labeled article. A row may label one head only, but not none."""
+class Labels(BaseModel):
+    """The two heads' labels, validated against the taxonomy. A row may label one head only, but not none."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
-
-    id: str
-    title: str = ""
-    text: str
     topic: str | None = None
     incident: str | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("id must not be empty")
-        return value
-
-    @field_validator("title", mode="before")
-    @classmethod
-    def _title_may_be_null(cls, value: Any) -> Any:
-        # CSV and some exports write a missing headline as null/empty; the guideline allows untitled items.
-        return "" if value is None else value
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty")
-        return value
 
     @field_validator("topic", "incident", mode="before")
     @classmethod
@@ -91,10 +66,41 @@ class LabeledRow(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _at_least_one_label(self) -> LabeledRow:
+    def _at_least_one_label(self) -> Labels:
         if self.topic is None and self.incident is None:
             raise ValueError("row needs a topic or an incident label (topic/incident)")
         return self
+
+
+class LabeledRow(Labels):
+    """One labeled article."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    id: str
+    title: str = ""
+    text: str
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("id must not be empty")
+        return value
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title_may_be_null(cls, value: Any) -> Any:
+        # CSV and some exports write a missing headline as null/empty; the guideline allows untitled items.
+        return "" if value is None else value
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        return value
+
 
 
 @dataclass
