@@ -30,6 +30,7 @@ from training.data import (
     LoadReport,
     clean,
     data_dir,
+    guardian_docs,
     label_counts,
     read_reserved,
     read_rows,
@@ -110,16 +111,9 @@ def throughput_docs(
     root: Path, fallback: list[tuple[str, str]], limit: int = 2000
 ) -> tuple[list[tuple[str, str]], str]:
     """Real full-length articles when the Guardian corpus is there; else whatever labeled text we have."""
-    path = root / "guardian" / "articles.jsonl"
-    if path.is_file():
-        docs: list[tuple[str, str]] = []
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                record = json.loads(line)
-                docs.append((str(record.get("title") or ""), str(record.get("text") or "")))
-                if len(docs) >= limit:
-                    break
-        return docs, f"{path.name} (first {len(docs)})"
+    docs = guardian_docs(root, limit)
+    if docs:
+        return docs, f"articles.jsonl (first {len(docs)})"
     return fallback[:limit], "training rows"
 
 

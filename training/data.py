@@ -260,3 +260,18 @@ def sha256_path(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def guardian_docs(root: Path, limit: int) -> list[tuple[str, str]]:
+    """The first ``limit`` full-length Guardian articles as ``(title, text)``: the throughput workload.
+    Empty when the corpus is not under ``root``."""
+    path = root / "guardian" / "articles.jsonl"
+    docs: list[tuple[str, str]] = []
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                docs.append((str(record.get("title") or ""), str(record.get("text") or "")))
+                if len(docs) >= limit:
+                    break
+    return docs

@@ -6,7 +6,6 @@ take the best mean of topic and (none-shifted) incident CV macro-F1. Dev is neve
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from streamer.artifact import ModelBundle
-from training.data import LabeledRow
+from training.data import LabeledRow, guardian_docs
 from training.train import (
     DEFAULT_RECIPE,
     Recipe,
@@ -44,16 +43,7 @@ def candidates(base: Recipe = BASELINE) -> list[Recipe]:
 
 
 def _bench_docs(root: Path, limit: int = 1000) -> list[tuple[str, str]]:
-    path = root / "guardian" / "articles.jsonl"
-    docs: list[tuple[str, str]] = []
-    if path.is_file():
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                record = json.loads(line)
-                docs.append((str(record.get("title") or ""), str(record.get("text") or "")))
-                if len(docs) >= limit:
-                    break
-    return docs
+    return guardian_docs(root, limit)
 
 
 def run_selection(
