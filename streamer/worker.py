@@ -5,8 +5,9 @@ Delivery rules, in one place:
 - An offset is committed only after every output of its batch (enriched events and dead letters) is
   acknowledged by the broker. A crash between the two re-reads the batch: duplicates, never losses
   (``at_least_once``). One batch may be in flight while the next is classified (its acknowledgements
-  arrive meanwhile); it is settled — acknowledged, then committed — right after the next one is handed to
-  the producer, and always before a revocation completes or the worker exits.
+  arrive meanwhile); it is settled — acknowledged, then committed — before the next one is handed to the
+  producer, so a crash repeats at most one batch, and always before a revocation completes or the worker
+  exits.
 - ``exactly_once`` puts the outputs and the offsets in one transaction (``send_offsets_to_transaction``);
   a ``read_committed`` reader sees each output once. The transactional id is stable across restarts so a
   restarted instance fences the dead one and aborts its open transaction.
@@ -352,16 +353,19 @@ class Worker:
     def _publish_pipelined(self, batch: Batch) -> None:
         producer = self.producer
         assert producer is not None
+        # The previous batch had the whole classification of this one to be acknowledged: settle (commit) it
+        # before this one is sent, so at most one batch is ever published but uncommitted — what a kill -9
+        # can make the next owner publish again.
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            self._settle_one(previous, also_failing=[batch])
         try:
             batch.futures = [producer.send(topic, key=key, value=value, headers=headers)
                              for topic, key, value, headers in batch.outputs]
         except Exception as exc:
-            self._fail([b for b in (self._in_flight, batch) if b is not None])
+            self._fail([batch])
             raise ProducerFailed(f"send failed: {type(exc).__name__}: {exc}") from exc
-        # The previous batch had the whole classification of this one to be acknowledged: settle it now.
-        previous, self._in_flight = self._in_flight, batch
-        if previous is not None:
-            self._settle_one(previous, also_failing=[batch])
+        self._in_flight = batch
 
     def _settle(self) -> None:
         """Wait for the batch in flight, then commit it (at_least_once)."""

@@ -3,9 +3,9 @@
 ``tests/test_worker_crash.py`` proves one kill (4,000 records; at-least-once and exactly-once). This one kills
 repeatedly over a longer stream and counts the repeats each kill causes: records a killed incarnation
 published (enriched or dead letter) beyond the offsets it committed are read and published again by the next.
-The worker keeps one batch in flight while it classifies the next (see ``streamer/worker.py``), so a kill can
-catch two batches published but not committed: the bound asserted is two batches per kill, and the
-measured numbers are printed (``-s``) for the record.
+The worker keeps one batch in flight while it classifies the next, but commits it before it sends the next
+(see ``streamer/worker.py``), so a kill can catch at most one batch published but not committed: that is the
+bound asserted per kill, and the measured numbers are printed (``-s``) for the record.
 
 ``make test`` runs the issue's 20,000 records once (about a minute: the restarts dominate, not the records);
 ``make soak`` runs three more seeds.
@@ -104,7 +104,7 @@ def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: i
     assert missing == set(), f"{len(missing)} records lost, e.g. {sorted(missing)[:5]}"
     assert {json.loads(r.value)["id"] for r in out} == {k.decode() for k in keys if k.startswith(b"art-")}
     assert duplicates == sum(repeats), (duplicates, repeats)
-    assert all(0 <= r <= 2 * BATCH for r in repeats), repeats
+    assert all(0 <= r <= BATCH for r in repeats), repeats
 
 
 def test_three_kills_20000(broker, topics_factory, worker_factory, model_v1: Path) -> None:
