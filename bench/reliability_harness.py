@@ -168,11 +168,12 @@ class Broker:
         self.broker.stop()
 
 
-def produce(bootstrap: str, topic: str, messages: Iterator[tuple[bytes | None, bytes | None]]) -> int:
+def produce(bootstrap: str, topic: str, messages: Iterator[tuple[bytes | None, bytes | None]],
+            compression_type: str | None = None) -> int:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=1 << 20,
-                             max_request_size=4 << 20)
+                             max_request_size=4 << 20, compression_type=compression_type)
     n = 0
     for key, value in messages:
         producer.send(topic, key=key, value=value)
