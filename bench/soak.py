@@ -1,6 +1,7 @@
 """Soak: one worker at half its maximum rate for a long time; memory must not creep, latency must not drift.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--rate MSGS_PER_S] [--model DIR] [--label TEXT]
+    .venv/bin/python bench/soak.py --bootstrap localhost:29092 --tick-ms 20   # against Kafka (docker compose)
 
 1. An embedded broker and a worker subprocess (default model, default settings) like a deployment's.
 2. Unless ``--rate`` is given, the maximum rate is measured first: 4,000 full-length articles produced at
@@ -23,7 +24,8 @@ Kafka finds an offset through its index and does not slow down). A producer paci
 worker, sets the latency after a few minutes (``bench/results/soak_smooth_pacing.json``). So the pacer sends a
 burst every ``--tick-ms`` (default 1 s: one batch of ~125 articles per partition, under 2,000 batches per partition
 in 30 minutes): the same average rate, latency measured from each article's own send time, the broker's fetch
-cost kept nearly flat. ``--tick-ms 20`` gives the smooth pacing back.
+cost kept nearly flat. ``--tick-ms 20`` gives the smooth pacing back; with ``--bootstrap`` (a real Kafka, e.g.
+``docker compose up -d kafka``) that is the run to make, and the broker columns stay empty.
 
 Full articles at ~700/s are ~680 MiB a minute uncompressed, more
 than this machine holds for 30 minutes, so by default the producers (the pacer and the worker) compress with lz4,
@@ -53,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from reliability_harness import REPO, Broker, Worker, buckets_of, histogram_quantile, produce, texts
+
+from streamer.broker import create_topics  # reliability_harness put the repository on sys.path
 
 RSS_GROWTH_LIMIT = 0.05
 RSS_WINDOW_MINUTES = 5
@@ -141,6 +145,22 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class ExternalBroker:
+    """A Kafka cluster the soak does not own: fresh topic names per run, nothing stopped at the end."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def topics(self, partitions: int = 4) -> tuple[str, str, str, str]:
+        run = f"soak-{int(time.time())}"
+        names = (f"{run}-in", f"{run}-out", f"{run}-dlq", f"{run}-group")
+        create_topics(self.bootstrap, {names[0]: partitions, names[1]: partitions, names[2]: 1})
+        return names
+
+    def stop(self) -> None:
+        pass
+
+
 def _mem_available_bytes() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -189,6 +209,8 @@ def main() -> int:
                         help="the pacer sends each tick's articles in one burst (see the module docstring)")
     parser.add_argument("--min-available-mib", type=int, default=2048,
                         help="stop early when the machine's available memory falls below this")
+    parser.add_argument("--bootstrap", default=None,
+                        help="soak against this Kafka cluster (e.g. the compose one) instead of the embedded broker")
     parser.add_argument("--label", default=None, help="e.g. 'short run' (default: from --minutes)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "soak.json")
     parser.add_argument("--md", type=Path, default=REPO / "bench" / "SOAK.md")
@@ -197,7 +219,7 @@ def main() -> int:
 
     docs, source = texts()
     log_dir = Path("/tmp") / f"soak-{int(time.time())}"
-    broker = Broker(log_dir)
+    broker: Broker | ExternalBroker = ExternalBroker(args.bootstrap) if args.bootstrap else Broker(log_dir)
     topic_in, topic_out, dlq, group = broker.topics()
     compression = None if args.compression == "none" else args.compression
     worker_settings: dict[str, Any] = {"compression_type": args.compression}
@@ -219,16 +241,16 @@ def main() -> int:
         pacer.start()
         started = time.time()
         prev = worker.samples()
-        broker_pid = broker.broker.process.pid
+        broker_pid = broker.broker.process.pid if isinstance(broker, Broker) else None
         prev_cpu, prev_t = worker.cpu_seconds(), time.monotonic()
-        prev_broker_cpu = _proc_cpu_seconds(broker_pid)
+        prev_broker_cpu = _proc_cpu_seconds(broker_pid) if broker_pid else 0.0
         stopped_early = None
         for minute in range(1, args.minutes + 1):
             time.sleep(max(0.0, started + 60 * minute - time.time()))
             assert worker.proc is not None and worker.proc.poll() is None, "worker died"
             s = worker.samples()
             cpu, now = worker.cpu_seconds(), time.monotonic()
-            broker_cpu = _proc_cpu_seconds(broker_pid)
+            broker_cpu = _proc_cpu_seconds(broker_pid) if broker_pid else 0.0
             hist_now = buckets_of(s, "newsstream_message_processing_seconds")
             hist_prev = buckets_of(prev, "newsstream_message_processing_seconds")
             delta = [(le, hist_now[le] - hist_prev.get(le, 0.0)) for le in hist_now]
@@ -237,8 +259,9 @@ def main() -> int:
                 "minute": minute,
                 "rss_bytes": worker.rss_bytes(),
                 "cpu_share_of_a_core": round((cpu - prev_cpu) / (now - prev_t), 3),
-                "broker_rss_bytes": _proc_rss_bytes(broker_pid),
-                "broker_cpu_share_of_a_core": round((broker_cpu - prev_broker_cpu) / (now - prev_t), 3),
+                "broker_rss_bytes": _proc_rss_bytes(broker_pid) if broker_pid else None,
+                "broker_cpu_share_of_a_core": (round((broker_cpu - prev_broker_cpu) / (now - prev_t), 3)
+                                               if broker_pid else None),
                 "load_average_1m": os.getloadavg()[0],
                 "sent": pacer.sent,
                 "done": _done(worker, s) - _done(worker, prev),
@@ -251,7 +274,7 @@ def main() -> int:
             print(json.dumps(row), flush=True)
             prev, prev_cpu, prev_t, prev_broker_cpu = s, cpu, now, broker_cpu
             available = _mem_available_bytes()
-            if available < args.min_available_mib << 20:
+            if broker_pid and available < args.min_available_mib << 20:
                 stopped_early = (f"stopped after minute {minute}: {available >> 20} MiB available, the memory-only "
                                  f"broker holds {row['broker_rss_bytes'] >> 20} MiB")
                 print(stopped_early, flush=True)
@@ -281,6 +304,7 @@ def main() -> int:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "minutes": args.minutes,
         "texts": source,
+        "broker": f"Kafka at {args.bootstrap}" if args.bootstrap else "the embedded broker (Tansu, memory engine)",
         "compression": args.compression,
         "pacer_tick_ms": args.tick_ms,
         "max_rate_messages_per_second": max_rate and round(max_rate, 1),
@@ -315,6 +339,10 @@ def main() -> int:
     return 0 if all(report["pass"].values()) else 1
 
 
+def _num(v: float | None, unit: float, fmt: str) -> str:
+    return "—" if v is None else format(v / unit, fmt)
+
+
 def _markdown(r: dict[str, Any]) -> str:
     mb = 1 << 20
     lines = [
@@ -323,8 +351,11 @@ def _markdown(r: dict[str, Any]) -> str:
         f"**{r['label']}** — {r['created_at']}, {r['machine']}. `make soak` runs the full 30 minutes "
         "(`bench/soak.py --minutes N` to change it); raw numbers in `bench/results/soak.json`.",
         "",
-        f"One worker subprocess (default model) on the embedded broker at {r['rate_messages_per_second']} "
-        f"articles/s, half the measured maximum of {r['max_rate_messages_per_second']}/s; texts: {r['texts']}; "
+        f"One worker subprocess (default model) on {r.get('broker', 'the embedded broker')} at "
+        f"{r['rate_messages_per_second']} articles/s, "
+        + (f"half the measured maximum of {r['max_rate_messages_per_second']}/s" if r['max_rate_messages_per_second']
+           else "a rate given with --rate")
+        + f"; texts: {r['texts']}; "
         f"producers compress with {r['compression']}; the pacer sends a burst every {r['pacer_tick_ms']} ms; "
         f"{r['sent']:,} articles sent.",
         "",
@@ -351,7 +382,7 @@ def _markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {m['minute']} | {m['rss_bytes'] / mb:.1f} | {m['cpu_share_of_a_core']:.2f} | "
                      f"{m['done']:.0f} | {m['lag_messages']:.0f} | {ms(m['e2e_p50_seconds'])} | "
                      f"{ms(m['e2e_p99_seconds'])} | {ms(m['processing_p99_seconds'])} | "
-                     f"{m['broker_rss_bytes'] / mb:.0f} | {m['broker_cpu_share_of_a_core']:.2f} | "
+                     f"{_num(m['broker_rss_bytes'], mb, '.0f')} | {_num(m['broker_cpu_share_of_a_core'], 1, '.2f')} | "
                      f"{m['load_average_1m']:.2f} |")
     return "\n".join(lines) + "\n"
 
