@@ -21,6 +21,7 @@ test: $(STAMP) deps-system
 	$(BIN)/ruff check .
 	$(BIN)/mypy streamer training newsstream bench
 	$(BIN)/pytest -q -m "not soak"
+	$(BIN)/pytest -q -p no:warnings --doctest-modules streamer training  # the docstring examples
 
 # promtool + prometheus for tests/test_deploy.py (apt, when root and missing)
 deps-system:

@@ -14,7 +14,9 @@ Delivery rules, in one place:
 - Whatever fails after a poll (produce, commit, transaction), the consumer seeks back to the first offset of
   the batch on each partition it still owns, so the next poll reads the same records again.
 - A bad message never stops the loop: it goes to the dead-letter topic, key and value untouched, with the
-  reason and origin in headers.
+  reason and origin in headers. That includes an enriched event the broker refuses as too large (its topic's
+  ``max.message.bytes`` may be lower than our limit): re-reading would be refused again forever, so the
+  article becomes a dead letter (``output_too_large``) and the batch goes on (``reroute_refused``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from streamer.artifact import ModelBundle
@@ -112,6 +115,40 @@ class Batch:
     published: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     futures: list[Any] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)  # the input record of each output, same order
+
+
+# kafka-python splits a refused multi-record batch and retries, so these reach a future only for a record the
+# broker refuses on its own: deterministic, sending it again cannot help.
+_REFUSED_AS_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+def reroute_refused(batch: Batch, output_topic: str, dlq_topic: str) -> list[int]:
+    """Turn enriched events the broker refused as too large into dead letters, in place; their indexes.
+
+    Only events bound for ``output_topic`` whose future failed that way are rerouted; ``batch.futures`` must
+    line up with ``batch.outputs``. The caller sends the rerouted outputs again (now dead letters).
+
+    >>> from kafka.future import Future
+    >>> class Rec: topic, partition, offset, timestamp, key, value, headers = "in", 0, 7, 0, b"k", b"{}", []
+    >>> b = Batch(0.0, [Rec()], {}, {}, outputs=[("out", b"k", b"x" * 10, [])], published=[{}], sources=[Rec()])
+    >>> b.futures = [Future().failure(MessageSizeTooLargeError("too big"))]
+    >>> reroute_refused(b, "out", "dlq"), b.outputs[0][0], b.outputs[0][2], b.published, b.reasons
+    ([0], 'dlq', b'{}', [], {'output_too_large': 1})
+    """
+    refused = [i for i, (topic, *_rest) in enumerate(batch.outputs)
+               if topic == output_topic and i < len(batch.futures) and batch.futures[i].failed()
+               and isinstance(batch.futures[i].exception, _REFUSED_AS_TOO_LARGE)]
+    for i in refused:
+        rec, size = batch.sources[i], len(batch.outputs[i][2] or b"")
+        rejection = Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
+                              f"the broker refused the enriched event ({size} bytes): {batch.futures[i].exception}")
+        batch.outputs[i] = (dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection))
+        batch.reasons[rejection.reason.value] = batch.reasons.get(rejection.reason.value, 0) + 1
+    # enriched outputs come first and line up with ``published``
+    gone = set(refused)
+    batch.published = [p for i, p in enumerate(batch.published) if i not in gone]
+    return refused
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -344,9 +381,11 @@ class Worker:
                                             f"enriched event is {len(value)} bytes, limit {self._max_output_bytes}")))
                 continue
             batch.outputs.append((s.output_topic, article.id.encode(), value, headers))
+            batch.sources.append(rec)
             batch.published.append(prediction)
         for rec, rejection in dead:
             batch.outputs.append((s.dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection)))
+            batch.sources.append(rec)
             batch.reasons[rejection.reason.value] = batch.reasons.get(rejection.reason.value, 0) + 1
         return batch
 
@@ -377,6 +416,14 @@ class Worker:
         producer, consumer = self.producer, self.consumer
         assert producer is not None and consumer is not None
         if not all(f.is_done for f in batch.futures):
+            producer.flush()
+        refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic)
+        if refused:
+            log.warning("the broker refused enriched events as too large; dead-lettered",
+                        extra={"count": len(refused), "output_topic": self.settings.output_topic})
+            for i in refused:
+                topic, key, value, headers = batch.outputs[i]
+                batch.futures[i] = producer.send(topic, key=key, value=value, headers=headers)
             producer.flush()
         for future in batch.futures:
             try:
@@ -435,21 +482,30 @@ class Worker:
     def _publish_transactional(self, batch: Batch) -> None:
         producer, consumer = self.producer, self.consumer
         assert producer is not None and consumer is not None
-        try:
-            producer.begin_transaction()
-            for topic, key, value, headers in batch.outputs:
-                producer.send(topic, key=key, value=value, headers=headers)
-            producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
-            producer.commit_transaction()
-        except Exception as exc:
-            self.metrics.commit_failures.inc()
-            self._fail([batch])
+        for attempt in (1, 2):
             try:
-                producer.abort_transaction()
-            except Exception as abort_exc:
-                log.warning("abort failed", extra={"error": str(abort_exc)})
-                # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
-                raise ProducerFailed(f"transaction failed and could not be aborted: {exc}") from exc
-            raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
+                producer.begin_transaction()
+                batch.futures = [producer.send(topic, key=key, value=value, headers=headers)
+                                 for topic, key, value, headers in batch.outputs]
+                producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
+                producer.commit_transaction()
+                break
+            except Exception as exc:
+                self.metrics.commit_failures.inc()
+                try:
+                    producer.abort_transaction()
+                except Exception as abort_exc:
+                    self._fail([batch])
+                    log.warning("abort failed", extra={"error": str(abort_exc)})
+                    # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
+                    raise ProducerFailed(f"transaction failed and could not be aborted: {exc}") from exc
+                # Events the broker refused as too large fail every attempt: once, as dead letters, then again.
+                refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic)
+                if attempt == 1 and refused:
+                    log.warning("the broker refused enriched events as too large; dead-lettered, transaction "
+                                "retried", extra={"count": len(refused), "output_topic": self.settings.output_topic})
+                    continue
+                self._fail([batch])
+                raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
         self.metrics.commits.inc()
         self._done(batch)

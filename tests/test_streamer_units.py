@@ -113,3 +113,38 @@ def test_broker_refuses_a_taken_port() -> None:
         assert not port_is_free("127.0.0.1", port)
         with pytest.raises(BrokerError, match="in use"):
             EmbeddedBroker(port=port).start()
+
+
+def test_reroute_refused_turns_only_too_large_enriched_events_into_dead_letters() -> None:
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
+    from kafka.future import Future
+
+    from streamer.worker import Batch, reroute_refused
+
+    class Rec:
+        def __init__(self, offset: int) -> None:
+            self.topic, self.partition, self.offset, self.timestamp = "in", 2, offset, 1700000000000
+            self.key, self.value = f"k{offset}".encode(), f'{{"id": "{offset}"}}'.encode()
+            self.headers = [("trace", b"t")]
+
+    recs = [Rec(i) for i in range(5)]
+    outputs = [("out", r.key, b"x" * (100 + r.offset), []) for r in recs[:4]] + [("dlq", b"k4", b"bad", [])]
+    batch = Batch(0.0, recs, {}, {}, outputs=list(outputs), published=[{"n": i} for i in range(4)],
+                  reasons={"invalid_json": 1}, sources=list(recs))
+    batch.futures = [Future().success(None), Future().failure(MessageSizeTooLargeError("big")),
+                     Future().failure(KafkaTimeoutError("slow")),  # retriable: the batch must fail, not reroute
+                     Future().failure(RecordListTooLargeError("big")),
+                     Future().failure(MessageSizeTooLargeError("a dead letter itself refused"))]
+
+    assert reroute_refused(batch, "out", "dlq") == [1, 3]
+    assert [o[0] for o in batch.outputs] == ["out", "dlq", "out", "dlq", "dlq"]
+    for i in (1, 3):
+        _topic, key, value, headers = batch.outputs[i]
+        h = dict(headers)
+        assert (key, value) == (recs[i].key, recs[i].value)  # the input, untouched
+        assert h["reason"] == b"output_too_large" and str(100 + i).encode() + b" bytes" in h["error"]
+        assert (h["origin-topic"], h["origin-partition"], h["origin-offset"]) == (b"in", b"2", str(i).encode())
+        assert h["trace"] == b"t"
+    assert batch.published == [{"n": 0}, {"n": 2}]
+    assert batch.reasons == {"invalid_json": 1, "output_too_large": 2}
+    assert outputs[2] == batch.outputs[2] and outputs[4] == batch.outputs[4]
