@@ -67,6 +67,13 @@ def _published(bootstrap: str, t) -> list[bytes]:
     return [r.key for topic in (t.output, t.dlq) for r in read_to_end(bootstrap, topic)]
 
 
+def _outcome(bootstrap: str, t, keys: set[bytes]) -> tuple[list[Any], set[bytes], int]:
+    """Enriched events, the input keys found in neither output nor dead letters, and how many were repeated."""
+    out = read_to_end(bootstrap, t.output)
+    seen = [r.key for r in out] + [r.key for r in read_to_end(bootstrap, t.dlq)]
+    return out, keys - set(seen), len(seen) - len(set(seen))
+
+
 def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: int, seed: int) -> None:
     t = topics_factory(partitions=PARTITIONS)
     messages, keys = _messages(n)
@@ -97,11 +104,7 @@ def _crash_three_times(broker, topics_factory, worker_factory, model: Path, n: i
     last.wait_ready(timeout_s=90)
     last.wait_for(lambda: committed(broker.bootstrap, t.group, t.input, PARTITIONS) == ends, 300,
                   "every offset committed after the last restart")
-    out = read_to_end(broker.bootstrap, t.output)
-    dead = read_to_end(broker.bootstrap, t.dlq)
-    seen = [r.key for r in out] + [r.key for r in dead]
-    missing = keys - set(seen)
-    duplicates = len(seen) - len(set(seen))
+    out, missing, duplicates = _outcome(broker.bootstrap, t, keys)
     print(f"\ncrash n={n} seed={seed} kill targets={targets} repeats per kill={repeats} "
           f"total duplicates={duplicates} missing={len(missing)}")
     assert missing == set(), f"{len(missing)} records lost, e.g. {sorted(missing)[:5]}"
@@ -157,11 +160,7 @@ def test_kill9_one_of_two_survivor_takes_over(broker, topics_factory, worker_fac
     takeover_s = time.monotonic() - killed_at
     b.wait_for(lambda: committed(broker.bootstrap, t.group, t.input, PARTITIONS) == ends, 300,
                "every offset committed by the survivor")
-    out = read_to_end(broker.bootstrap, t.output)
-    dead = read_to_end(broker.bootstrap, t.dlq)
-    seen = [r.key for r in out] + [r.key for r in dead]
-    missing = keys - set(seen)
-    duplicates = len(seen) - len(set(seen))
+    _out, missing, duplicates = _outcome(broker.bootstrap, t, keys)
     print(f"\nfailover n={n} killed worker owned {sorted(owned_by_a)} ({share_a} records, {done_a} committed); "
           f"survivor owned all after {takeover_s:.1f}s; duplicates={duplicates} missing={len(missing)}")
     assert missing == set(), f"{len(missing)} records lost, e.g. {sorted(missing)[:5]}"
