@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
 
 from streamer.artifact import ModelBundle
@@ -121,6 +121,16 @@ class Batch:
 # kafka-python splits a refused multi-record batch and retries, so these reach a future only for a record the
 # broker refuses on its own: deterministic, sending it again cannot help.
 _REFUSED_AS_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+def _first_error(futures: list[Any]) -> BaseException | None:
+    """The first failed produce future's error; one still pending counts as failed (never commit unacknowledged)."""
+    for f in futures:
+        if not f.is_done:
+            return KafkaTimeoutError("an output was not acknowledged after flush()")
+        if f.exception is not None:
+            return f.exception
+    return None
 
 
 def reroute_refused(batch: Batch, output_topic: str, dlq_topic: str) -> list[int]:
@@ -417,7 +427,8 @@ class Worker:
         assert producer is not None and consumer is not None
         if not all(f.is_done for f in batch.futures):
             producer.flush()
-        refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic)
+        error = _first_error(batch.futures)
+        refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic) if error else []
         if refused:
             log.warning("the broker refused enriched events as too large; dead-lettered",
                         extra={"count": len(refused), "output_topic": self.settings.output_topic})
@@ -425,12 +436,10 @@ class Worker:
                 topic, key, value, headers = batch.outputs[i]
                 batch.futures[i] = producer.send(topic, key=key, value=value, headers=headers)
             producer.flush()
-        for future in batch.futures:
-            try:
-                future.get(timeout=0)
-            except Exception as exc:
-                self._fail([batch, *also_failing])
-                raise ProducerFailed(f"produce failed: {type(exc).__name__}: {exc}") from exc
+            error = _first_error(batch.futures)
+        if error is not None:
+            self._fail([batch, *also_failing])
+            raise ProducerFailed(f"produce failed: {type(error).__name__}: {error}") from error
         try:
             consumer.commit(batch.offsets)
         except Exception as exc:  # CommitFailedError, RebalanceInProgressError, broker errors
@@ -500,10 +509,9 @@ class Worker:
                     # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
                     raise ProducerFailed(f"transaction failed and could not be aborted: {exc}") from exc
                 # Events the broker refused as too large fail every attempt: once, as dead letters, then again.
-                refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic)
-                if attempt == 1 and refused:
+                if attempt == 1 and reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic):
                     log.warning("the broker refused enriched events as too large; dead-lettered, transaction "
-                                "retried", extra={"count": len(refused), "output_topic": self.settings.output_topic})
+                                "retried", extra={"output_topic": self.settings.output_topic})
                     continue
                 self._fail([batch])
                 raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
