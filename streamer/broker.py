@@ -161,8 +161,8 @@ def stop_pid(pid: int, timeout_s: float = 5.0, child: subprocess.Popen[bytes] | 
 
 
 def create_topics(bootstrap: str, topics: dict[str, int], admin_kwargs: dict[str, Any] | None = None,
-                  timeout_s: float = 15.0) -> None:
-    """Create ``{name: partitions}``; existing topics are left as they are."""
+                  timeout_s: float = 15.0, configs: dict[str, str] | None = None) -> None:
+    """Create ``{name: partitions}`` (each with topic ``configs``); existing topics are left as they are."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -171,7 +171,8 @@ def create_topics(bootstrap: str, topics: dict[str, int], admin_kwargs: dict[str
     admin = KafkaAdminClient(**kwargs)
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
+        wanted = [NewTopic(name, partitions, 1, topic_configs=configs or {})
+                  for name, partitions in topics.items() if name not in existing]
         if wanted:
             # a concurrent creator may win the race; the topic is there, which is all we need
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -22,18 +22,9 @@ from typing import Any
 import pytest
 from conftest import SESSION_TIMEOUT_MS, Topics, article, committed, headers_of, produce, read_all
 
+from streamer.broker import create_topics
+
 LIMIT = 20_000
-
-
-def _create(bootstrap: str, topics: dict[str, int], configs: dict[str, str] | None = None) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(n, p, 1, topic_configs=configs or {}) for n, p in topics.items()])
-    finally:
-        admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def broker_enforces_max_message_bytes(broker) -> bool:
     from kafka.errors import MessageSizeTooLargeError
 
     topic = f"probe-size-{uuid.uuid4().hex[:10]}"
-    _create(broker.bootstrap, {topic: 1}, {"max.message.bytes": "1024"})
+    create_topics(broker.bootstrap, {topic: 1}, configs={"max.message.bytes": "1024"})
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     try:
         producer.send(topic, b"x" * 4096).get(timeout=15)
@@ -82,8 +73,8 @@ def test_refused_enriched_event_is_dead_lettered(broker, broker_enforces_max_mes
     if not broker_enforces_max_message_bytes:
         pytest.skip("this broker accepts any record size (Tansu 0.6); run against Kafka")
     t = Topics(unique("in"), unique("out"), unique("dlq"), unique("group"), 2)
-    _create(broker.bootstrap, {t.input: 2, t.dlq: 1})
-    _create(broker.bootstrap, {t.output: 2}, {"max.message.bytes": str(LIMIT)})
+    create_topics(broker.bootstrap, {t.input: 2, t.dlq: 1})
+    create_topics(broker.bootstrap, {t.output: 2}, configs={"max.message.bytes": str(LIMIT)})
     big = {7, 55, 120}
     ends = produce(broker.bootstrap, t.input, _messages(big))
 
