@@ -21,7 +21,7 @@ test: $(STAMP) deps-system
 	$(BIN)/ruff check .
 	$(BIN)/mypy streamer training newsstream bench
 	$(BIN)/pytest -q -m "not soak"
-	$(BIN)/pytest -q -p no:warnings --doctest-modules streamer training  # the docstring examples
+	$(BIN)/pytest -q -p no:warnings --doctest-modules streamer training newsstream  # the docstring examples
 
 # promtool + prometheus for tests/test_deploy.py (apt, when root and missing)
 deps-system:
@@ -37,8 +37,8 @@ evaluate: $(STAMP)
 bench:
 	test -d .venv-bench || $(PY) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --upgrade pip
-	.venv-bench/bin/pip install --quiet -e '.[train,bench]'
-	.venv-bench/bin/newsstream bench
+	.venv-bench/bin/pip install --quiet -e '.[train,bench,broker]'
+	.venv-bench/bin/python -m bench.harness
 
 # Long runs, not in CI: @pytest.mark.soak tests (more kill -9 seeds), then bench/soak.py (30 minutes at half
 # the measured max rate; results in bench/results/soak.json and bench/SOAK.md).

@@ -1,1 +1,1 @@
-"""Benchmarks: ``newsstream bench`` (see ``bench/harness.py``) and the committed ``bench/REPORT.md``."""
+"""Benchmarks: ``python -m bench.harness`` (see ``bench/harness.py``) and the committed ``bench/REPORT.md``."""

@@ -1,4 +1,5 @@
-"""``newsstream bench``: the worker against the offline ceiling and two peer designs, on the embedded broker.
+"""``make bench`` (``python -m bench.harness``):
+ the worker against the offline ceiling and two peer designs, on the embedded broker.
 
 Everything is measured side by side in one run. A *round* measures, back to back on the same pre-filled
 6-partition input topic (real Guardian articles, read at run time, never stored here):
@@ -605,3 +606,9 @@ def run(args: argparse.Namespace) -> int:
         render(results, REPO / "bench")
         log("wrote bench/REPORT.md and bench/throughput.png")
     return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m bench.harness", description=(__doc__ or "").splitlines()[0])
+    configure(_parser)
+    raise SystemExit(run(_parser.parse_args()))

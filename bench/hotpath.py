@@ -1,7 +1,7 @@
 """Per-article cost of each step of the worker's hot path, in microseconds, measured one step at a time.
 
     .venv/bin/python -m bench.hotpath [--docs 2000]        # without Kafka steps
-    (``newsstream bench`` runs it with its broker, adding produce and consume)
+    (``python -m bench.harness`` runs it with its broker, adding produce and consume)
 
 Each step runs over the same real articles, the way the worker runs it (``streamer.schemas.parse_article``,
 ``enrich``, ``streamer.worker.dumps``, ``ModelBundle.classify`` on batches of 500, the worker's metrics calls),
@@ -40,8 +40,8 @@ def measure(values: list[bytes], model: Path, bootstrap: str | None = None) -> d
 
     from streamer.artifact import load_bundle
     from streamer.metrics import Metrics
+    from streamer.pipeline import dumps
     from streamer.schemas import Article, enrich, parse_article
-    from streamer.worker import dumps
 
     bundle = load_bundle(model)
     n = len(values)

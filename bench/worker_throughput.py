@@ -21,7 +21,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,16 +28,13 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402  (type of App.registry)
 
+from streamer.app import App  # noqa: E402
 from streamer.artifact import find_latest, load_bundle  # noqa: E402
 from streamer.broker import EmbeddedBroker, create_topics  # noqa: E402
-from streamer.cmd_produce import publish  # noqa: E402
-from streamer.http import Health  # noqa: E402
-from streamer.metrics import Metrics  # noqa: E402
-from streamer.model_watch import ModelHolder  # noqa: E402
+from streamer.produce import publish  # noqa: E402
 from streamer.settings import Settings  # noqa: E402
-from streamer.worker import Worker  # noqa: E402
 
 
 def _articles(path: Path, n: int) -> list[dict[str, str]]:
@@ -86,19 +82,15 @@ def main() -> int:
                             batch_max_messages=args.batch, model_path=model_dir, model_watch_interval_s=0)
         create_topics(broker.bootstrap, {"bench.in": args.partitions, "bench.out": args.partitions, "bench.dlq": 1})
         publish(settings, "bench.in", [json.dumps(a, ensure_ascii=False).encode() for a in articles])
-        registry = CollectorRegistry()
-        metrics = Metrics(registry)
-        worker = Worker(settings, metrics, ModelHolder(model_dir, metrics, 0), Health())
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
+        app = App.build(settings.model_copy(update={"metrics_port": 0})).start()
+        registry = app.registry
         while _value(registry, "newsstream_messages_consumed_total") == 0:
             time.sleep(0.005)
         first = time.perf_counter()
         while _value(registry, "newsstream_messages_produced_total") < len(articles):
             time.sleep(0.005)
         elapsed = time.perf_counter() - first
-        worker.request_stop()
-        thread.join(10)
+        app.stop()
     online = len(articles) / elapsed
     ratio = online / offline
     inference = _value(registry, "newsstream_inference_seconds_sum")

@@ -7,7 +7,6 @@ seed article when it is there) → print the enriched events as a table → keep
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
@@ -20,18 +19,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SEED_ARTICLE = ROOT.parent / "shared" / "examples" / "seed-article.json"
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--once", action="store_true", help="stop after printing the table")
-    parser.add_argument("--port", type=int, default=None,
-                        help="broker port (default: 9092 if free, else any; 0: any)")
-    parser.add_argument("--metrics-port", type=int, default=9108, help="metrics port on 127.0.0.1 (0: any free)")
-    parser.add_argument("--examples", type=Path, default=ROOT / "examples" / "articles.jsonl",
-                        help="JSONL articles to publish")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="model bundle or directory of bundles (default: NEWSSTREAM_MODEL_PATH or models/)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic")
-    parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for all results")
 
 
 def _lines(examples: Path) -> list[bytes]:
@@ -102,19 +89,12 @@ def _table(records: list[Any], dlq_topic: str, order: list[str] | None = None) -
     return "\n".join(lines + dead)
 
 
-def run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
-    from streamer.artifact import ModelError
+def run(args: Any) -> int:
+    from streamer.app import App, StartupError
     from streamer.broker import BrokerError, EmbeddedBroker, create_topics, port_is_free
-    from streamer.cmd_produce import publish
-    from streamer.cmd_worker import default_models_dir
-    from streamer.http import Health, MetricsServer
     from streamer.logs import configure_logging
-    from streamer.metrics import Metrics
-    from streamer.model_watch import ModelHolder
+    from streamer.produce import publish
     from streamer.settings import Settings
-    from streamer.worker import Worker
 
     configure_logging("WARNING", "text")
     port = args.port if args.port is not None else (9092 if port_is_free("127.0.0.1", 9092) else 0)
@@ -122,15 +102,6 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(bootstrap_servers="127.0.0.1:0", group_id="newsstream-demo", session_timeout_ms=6000,
                         metrics_host="127.0.0.1", metrics_port=args.metrics_port, batch_max_wait_ms=100,
                         **overrides)
-    location = settings.model_path or default_models_dir()
-    registry = CollectorRegistry()
-    metrics = Metrics(registry)
-    try:
-        models = ModelHolder(location, metrics, settings.model_watch_interval_s)
-    except ModelError as exc:
-        print(f"newsstream demo: cannot load the model from {location}: {exc}\n"
-              "  train one with `make train`, or point NEWSSTREAM_MODEL_PATH at a bundle", file=sys.stderr)
-        return 3
     broker = EmbeddedBroker(port=port)
     stop = threading.Event()
 
@@ -139,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    server: MetricsServer | None = None
-    worker: Worker | None = None
-    thread: threading.Thread | None = None
+    app: App | None = None
     try:
         try:
             broker.start()
@@ -152,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"broker     {broker.bootstrap} (Tansu, memory-only)")
         create_topics(broker.bootstrap, {settings.input_topic: args.partitions, settings.output_topic: args.partitions,
                                          settings.dlq_topic: 1})
-        health = Health(settings.heartbeat_timeout_s)
-        server = MetricsServer(settings.metrics_host, settings.metrics_port, registry, health).start()
-        host, mport = server.address
-        worker = Worker(settings, metrics, models, health)
-        thread = threading.Thread(target=worker.run, name="worker", daemon=True)
-        thread.start()
-        models.start()
+        try:
+            app = App.build(settings).start()
+        except StartupError as exc:
+            print(f"newsstream demo: {exc}\n"
+                  "  train one with `make train`, or point NEWSSTREAM_MODEL_PATH at a bundle", file=sys.stderr)
+            return exc.exit_code
+        models = app.models
+        host, mport = app.server.address
         print(f"model      {models.current.name} {models.current.version}")
         lines = _lines(args.examples)
         publish(settings, settings.input_topic, lines)
@@ -181,12 +151,7 @@ def run(args: argparse.Namespace) -> int:
                     return 1
         return 0
     finally:
-        if worker is not None:
-            worker.request_stop()
-        if thread is not None:
-            thread.join(timeout=10)
-        models.stop()
-        if server is not None:
-            server.stop()
+        if app is not None:
+            app.stop()
         broker.stop()
         print("stopped    worker, metrics server and broker")

@@ -22,8 +22,11 @@ class Health:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.last_heartbeat = time.monotonic()
         self.model_loaded = False
-        self.partitions_assigned = False
         self.broker_connected = False
+        self.member = False  # holds a generation of the consumer group, with or without partitions
+        self.partitions = 0
+        self.problem: str | None = None  # a condition that makes the replica unready until it clears
+        self.warnings: list[str] = []  # shown in the detail; readiness does not depend on them
 
     def beat(self) -> None:
         self.last_heartbeat = time.monotonic()
@@ -33,12 +36,23 @@ class Health:
         return age < self.heartbeat_timeout_s, {"heartbeat_age_seconds": round(age, 3)}
 
     def ready(self) -> tuple[bool, dict[str, object]]:
+        """Ready = model loaded + broker reachable + member of the group (partitions or not) + no problem.
+
+        An idle replica (more replicas than partitions) is ready: it is a hot standby, and a scale-out or rolling
+        update must not wait on it. The partitions it holds are in the detail and in the metrics.
+        """
         detail: dict[str, object] = {
             "model_loaded": self.model_loaded,
-            "partitions_assigned": self.partitions_assigned,
             "broker_connected": self.broker_connected,
+            "group_member": self.member,
+            "partitions_assigned": self.partitions,
         }
-        return self.model_loaded and self.partitions_assigned and self.broker_connected, detail
+        if self.problem:
+            detail["problem"] = self.problem
+        if self.warnings:
+            detail["warnings"] = list(self.warnings)
+        ok = self.model_loaded and self.broker_connected and self.member and not self.problem
+        return ok, detail
 
 
 class MetricsServer:

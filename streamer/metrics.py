@@ -19,11 +19,16 @@ newsstream_assigned_partitions                     gauge      partitions current
 newsstream_last_processed_timestamp_seconds        gauge      unix time of the last committed batch
 newsstream_commits_total                           counter    offset commits (or committed transactions)
 newsstream_commit_failures_total                   counter    failed commits (records are re-read, not lost)
-newsstream_rebalances_total                        counter    event=assigned|revoked
-newsstream_broker_errors_total                     counter    broker unreachable / request failed (retried)
-newsstream_ready                                   gauge      1 when the model is loaded and partitions assigned
+newsstream_rebalances_total                        counter    event=assigned|revoked|lost
+newsstream_broker_errors_total                     counter    broker unreachable / request failed (retried), once each
+newsstream_ready                                   gauge      1 when /readyz is 200 (model, broker, group member)
+newsstream_dead_letters_bounded_total              counter    dead letters published in bounded form (too large)
+newsstream_dead_letters_refused_total              counter    batches held back: the broker refused a bounded dead
+                                                              letter (dead-letter topic misconfigured)
 newsstream_model_info                              gauge      name, version — 1 for the model serving now
 newsstream_model_reloads_total                     counter    result=success|refused
+process_*, python_gc_*, python_info                           the client library's process, GC and platform
+                                                              collectors (CPU, RSS, open fds, collections)
 =================================================  =========  ==============================================
 """
 
@@ -33,7 +38,15 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -45,6 +58,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         r = registry
+        # CPU, memory, file descriptors and GC pauses next to our own series (what a leak or a GC storm shows in).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.consumed = Counter("newsstream_messages_consumed_total", "Records polled from the input topic",
                                 ["topic"], registry=r)
         self.produced = Counter("newsstream_messages_produced_total", "Enriched events acknowledged by the broker",
@@ -75,7 +92,14 @@ class Metrics:
                                   ["event"], registry=r)
         self.broker_errors = Counter("newsstream_broker_errors_total", "Broker unreachable or a request failed",
                                      registry=r)
-        self.ready = Gauge("newsstream_ready", "1 when the model is loaded and partitions are assigned", registry=r)
+        self.ready = Gauge("newsstream_ready", "1 when ready: model loaded, broker reachable, member of the group",
+                           registry=r)
+        self.dead_letters_bounded = Counter("newsstream_dead_letters_bounded_total",
+                                            "Dead letters published bounded (value prefix, size and sha256 headers)",
+                                            registry=r)
+        self.dead_letters_refused = Counter("newsstream_dead_letters_refused_total",
+                                            "Batches held back because the broker refused a bounded dead letter",
+                                            registry=r)
         self.model_info = Gauge("newsstream_model_info", "The model serving now (value 1)", ["name", "version"],
                                 registry=r)
         self.model_reloads = Counter("newsstream_model_reloads_total", "Model reload attempts by result",
@@ -84,7 +108,7 @@ class Metrics:
         self._confidence_child = {head: self.confidence.labels(head=head) for head in ("topic", "incident")}
         for result in ("success", "refused"):
             self.model_reloads.labels(result=result)
-        for event in ("assigned", "revoked"):
+        for event in ("assigned", "revoked", "lost"):
             self.rebalances.labels(event=event)
 
     def set_model(self, name: str, version: str) -> None:

@@ -28,6 +28,14 @@ SMOKE_DOCS: list[tuple[str, str]] = [
 ]
 
 
+def default_models_dir() -> Path:
+    """``./models`` when run from a checkout, else the one beside the installed package (editable install)."""
+    here = Path("models")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "models"
+
+
 def resolve(location: Path) -> Path:
     """The bundle directory a location points at now."""
     location = Path(location)

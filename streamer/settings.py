@@ -1,13 +1,22 @@
 """Worker settings: one pydantic-settings class, environment prefix ``NEWSSTREAM_``.
 
 Every field is also a ``newsstream worker`` flag (``--input-topic`` for ``input_topic``), generated from the
-model fields so the help text and the environment can never drift apart. Units live in the names.
+model fields by :mod:`newsstream.cli.worker` so the help text and the environment can never drift apart. Units
+live in the names.
+
+A ``NEWSSTREAM_*`` variable that names no setting is a typo until proven otherwise: :func:`unknown_variables`
+finds them with the closest real name, and the worker refuses to start on one (README, "Settings").
+
+>>> unknown_variables({"NEWSSTREAM_BATCH_MAX_MESAGES": "50", "NEWSSTREAM_INPUT_TOPIC": "a", "PATH": "/bin"})
+[('NEWSSTREAM_BATCH_MAX_MESAGES', 'NEWSSTREAM_BATCH_MAX_MESSAGES')]
 """
 
 from __future__ import annotations
 
-import argparse
+import difflib
+import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +69,18 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(default=200, ge=0, description="longest a poll waits to fill a batch")
     max_message_bytes: int = Field(
         default=1_000_000, ge=1, description="larger input values go to the dead-letter topic"
+    )
+    output_max_message_bytes: int = Field(
+        default=1_000_000, ge=1024,
+        description="the output topic's max.message.bytes: larger enriched events become dead letters",
+    )
+    dlq_max_message_bytes: int = Field(
+        default=1_000_000, ge=1024,
+        description="the dead-letter topic's max.message.bytes: larger dead letters are published bounded "
+        "(a prefix of the value, with its size and sha256)",
+    )
+    dead_letter_prefix_bytes: int = Field(
+        default=65_536, ge=0, description="how much of the value a bounded dead letter keeps"
     )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="where a new group starts reading"
@@ -165,34 +186,23 @@ class Settings(BaseSettings):
         return self.processing_guarantee == "exactly_once"
 
 
-# ---- CLI generated from the fields ------------------------------------------------------------------
+#: Kubernetes injects ``<SERVICE>_SERVICE_HOST``, ``<SERVICE>_PORT_9108_TCP`` … for every Service in the namespace
+#: (a Service named ``newsstream`` yields ``NEWSSTREAM_PORT``): not ours, never a typo of ours.
+_SERVICE_LINKS = re.compile(r"^NEWSSTREAM_(SERVICE_HOST|SERVICE_PORT.*|PORT(_\d+_(TCP|UDP|SCTP).*)?)$")
+#: Variables of the project's own tooling that share the prefix.
+_NOT_SETTINGS = {"NEWSSTREAM_DATA_DIR", "NEWSSTREAM_TEST_BOOTSTRAP_SERVERS"}
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; the help names the environment variable and the default."""
-    group = parser.add_argument_group("settings (flag > environment NEWSSTREAM_<NAME> > default)")
-    for name, field in Settings.model_fields.items():
-        env = "NEWSSTREAM_" + name.upper()
-        default = field.default
-        shown = "***" if "password" in name else default
-        help_text = f"{field.description or ''} [env {env}; default {shown}]".replace("%", "%%")
-        if field.annotation is bool:
-            group.add_argument(
-                _flag(name), dest=f"setting_{name}", default=None, action=argparse.BooleanOptionalAction, help=help_text
-            )
-        else:
-            group.add_argument(_flag(name), dest=f"setting_{name}", default=None, metavar=name.upper(), help=help_text)
-
-
-def from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Settings from the environment, with any flag given on the command line taking precedence."""
-    given = {
-        name: getattr(args, f"setting_{name}")
-        for name in Settings.model_fields
-        if getattr(args, f"setting_{name}", None) is not None
-    }
-    return Settings(**{**given, **overrides})
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``NEWSSTREAM_*`` names that are no setting, each with the closest setting's variable (or None)."""
+    known = {"NEWSSTREAM_" + name.upper() for name in Settings.model_fields}
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("NEWSSTREAM_") or upper in known or upper in _NOT_SETTINGS:
+            continue
+        if _SERVICE_LINKS.match(upper):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        out.append((name, close[0] if close else None))
+    return out

@@ -1,98 +1,52 @@
-"""The worker loop: poll a batch → validate → classify (one call) → produce → flush (acks=all) → commit.
+"""The Kafka loop: poll a batch → :func:`streamer.pipeline.process` → produce → flush (acks=all) → commit.
 
-Delivery rules, in one place:
+This module only polls, produces, commits and handles membership; what becomes of a record is decided by the
+pure pipeline. Delivery rules, in one place:
 
 - An offset is committed only after every output of its batch (enriched events and dead letters) is
   acknowledged by the broker. A crash between the two re-reads the batch: duplicates, never losses
-  (``at_least_once``). One batch may be in flight while the next is classified (its acknowledgements
-  arrive meanwhile); it is settled — acknowledged, then committed — before the next one is handed to the
-  producer, so a crash repeats at most one batch, and always before a revocation completes or the worker
-  exits.
-- ``exactly_once`` puts the outputs and the offsets in one transaction (``send_offsets_to_transaction``);
-  a ``read_committed`` reader sees each output once. The transactional id is stable across restarts so a
-  restarted instance fences the dead one and aborts its open transaction.
+  (``at_least_once``). One batch may be in flight while the next is classified (its acknowledgements arrive
+  meanwhile); it is settled — acknowledged, then committed — before the next one is handed to the producer,
+  so a kill -9 repeats at most one batch.
+- Graceful membership changes repeat nothing: kafka-python 3.0 runs rebalance callbacks on its network thread,
+  where a blocking ``commit()`` is refused, so the listener is an ``AsyncConsumerRebalanceListener`` that waits
+  for the batch in flight and *awaits* its commit before the partitions are given up (join, leave, scale).
+- ``exactly_once`` puts the outputs and the offsets in one transaction (``send_offsets_to_transaction``).
 - Whatever fails after a poll (produce, commit, transaction), the consumer seeks back to the first offset of
   the batch on each partition it still owns, so the next poll reads the same records again.
-- A bad message never stops the loop: it goes to the dead-letter topic, key and value untouched, with the
-  reason and origin in headers. That includes an enriched event the broker refuses as too large (its topic's
-  ``max.message.bytes`` may be lower than our limit): re-reading would be refused again forever, so the
-  article becomes a dead letter (``output_too_large``) and the batch goes on (``reroute_refused``).
+- No input of any size or content stops a partition. A record the broker refuses as too large is never sent
+  again as is: an enriched event becomes a dead letter (``output_too_large``), a dead letter shrinks to its
+  bounded form (:func:`streamer.pipeline.shrink`). If even the smallest dead letter is refused, the dead-letter
+  topic is misconfigured: the worker backs off, reports not-ready with the reason and counts it, without
+  rebuilding its clients.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.structs import OffsetAndMetadata
 
-from streamer.artifact import ModelBundle
 from streamer.http import Health
 from streamer.metrics import Metrics
 from streamer.model_watch import ModelHolder
-from streamer.schemas import SCHEMA_VERSION, Article, DeadLetterReason, Rejection, enrich, parse_article
+from streamer.pipeline import Limits, Output, Processed, process, refused_event, shrink
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_MAX_ERROR_HEADER_CHARS = 1000
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def dumps(event: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, byte for byte what ``json.dumps(ensure_ascii=False)`` writes for our events.
-
-    orjson because the standard library spends ~50 µs on a full article (a sixth of the model's time) and orjson
-    ~5 µs (bench/REPORT.md). What orjson refuses (integers over 64 bits, lone surrogates, very deep nesting) goes
-    to the standard library, so such events are written, or rejected, exactly as before.
-    """
-    try:
-        return orjson.dumps(event)
-    except orjson.JSONEncodeError:
-        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def classify_articles(bundle: ModelBundle, articles: Sequence[Article]) -> list[dict[str, Any] | Exception]:
-    """One model call for the batch; if it raises, one call per article so only the culprit is lost."""
-    docs = [(a.title or "", a.text) for a in articles]
-    try:
-        return list(bundle.classify(docs))
-    except Exception:
-        out: list[dict[str, Any] | Exception] = []
-        for doc in docs:
-            try:
-                out.append(bundle.classify([doc])[0])
-            except Exception as exc:
-                out.append(exc)
-        return out
-
-
-def dead_letter_headers(record: Any, rejection: Rejection) -> list[tuple[str, bytes]]:
-    headers = [
-        ("reason", rejection.reason.value.encode()),
-        ("error", rejection.error[:_MAX_ERROR_HEADER_CHARS].encode("utf-8", "replace")),
-        ("origin-topic", record.topic.encode()),
-        ("origin-partition", str(record.partition).encode()),
-        ("origin-offset", str(record.offset).encode()),
-        ("origin-timestamp", str(record.timestamp).encode()),
-    ]
-    # Original headers ride along (after ours) so tracing ids survive the detour.
-    headers.extend((k, v if v is not None else b"") for k, v in (record.headers or []))
-    return headers
+# kafka-python splits a refused multi-record batch and retries, so these reach a future only for a record the
+# broker refuses on its own: deterministic, sending it again cannot help. send() raises the first one itself
+# for a record over max_request_size.
+_REFUSED_AS_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class BatchFailed(Exception):
@@ -103,24 +57,24 @@ class ProducerFailed(BatchFailed):
     """The producer itself is in doubt (e.g. its producer id is unknown after a broker restart): rebuild it."""
 
 
+class DeadLetterRefused(BatchFailed):
+    """The broker refuses even a dead letter with no value: the dead-letter topic is misconfigured."""
+
+
 @dataclass
 class Batch:
-    """One polled batch from classification to commit."""
+    """One polled batch from classification to commit. ``futures`` line up with ``processed.outputs``."""
 
     started: float
     records: list[Any]
     offsets: dict[TopicPartition, OffsetAndMetadata]  # next offset to read, per partition
     first: dict[TopicPartition, int]  # where to seek back to if the batch fails
-    outputs: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(default_factory=list)
-    published: list[dict[str, Any]] = field(default_factory=list)
-    reasons: dict[str, int] = field(default_factory=dict)
+    processed: Processed
     futures: list[Any] = field(default_factory=list)
-    sources: list[Any] = field(default_factory=list)  # the input record of each output, same order
 
-
-# kafka-python splits a refused multi-record batch and retries, so these reach a future only for a record the
-# broker refuses on its own: deterministic, sending it again cannot help.
-_REFUSED_AS_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+    @property
+    def outputs(self) -> list[Output]:
+        return self.processed.outputs
 
 
 def _first_error(futures: list[Any]) -> BaseException | None:
@@ -133,43 +87,62 @@ def _first_error(futures: list[Any]) -> BaseException | None:
     return None
 
 
-def reroute_refused(batch: Batch, output_topic: str, dlq_topic: str) -> list[int]:
-    """Turn enriched events the broker refused as too large into dead letters, in place; their indexes.
+class _Refused:
+    """A stand-in future for a record ``send()`` itself refused as too large (over ``max_request_size``)."""
 
-    Only events bound for ``output_topic`` whose future failed that way are rerouted; ``batch.futures`` must
-    line up with ``batch.outputs``. The caller sends the rerouted outputs again (now dead letters).
+    is_done = True
 
-    >>> from kafka.future import Future
-    >>> class Rec: topic, partition, offset, timestamp, key, value, headers = "in", 0, 7, 0, b"k", b"{}", []
-    >>> b = Batch(0.0, [Rec()], {}, {}, outputs=[("out", b"k", b"x" * 10, [])], published=[{}], sources=[Rec()])
-    >>> b.futures = [Future().failure(MessageSizeTooLargeError("too big"))]
-    >>> reroute_refused(b, "out", "dlq"), b.outputs[0][0], b.outputs[0][2], b.published, b.reasons
-    ([0], 'dlq', b'{}', [], {'output_too_large': 1})
+    def __init__(self, exc: BaseException) -> None:
+        self.exception = exc
+
+    def failed(self) -> bool:
+        return True
+
+
+def replace_refused(batch: Batch, limits: Limits, dlq_topic: str) -> list[int]:
+    """Swap each output the broker refused as too large for what to send instead; their indexes.
+
+    An enriched event becomes its dead letter; a dead letter its next smaller form. Raises
+    :class:`DeadLetterRefused` when a dead letter has no smaller form.
+
+    >>> from types import SimpleNamespace as R
+    >>> from streamer.schemas import DeadLetterReason, Rejection
+    >>> rec = R(topic="in", partition=0, offset=7, timestamp=0, key=b"k", value=b"{}", headers=[])
+    >>> event = Output("out", b"k", b"x" * 10, [], rec, prediction={})
+    >>> b = Batch(0.0, [rec], {}, {}, Processed([event]), futures=[_Refused(MessageSizeTooLargeError("big"))])
+    >>> replace_refused(b, Limits(), "dlq"), b.outputs[0].topic, b.outputs[0].value, b.processed.reasons()
+    ([0], 'dlq', b'{}', {'output_too_large': 1})
     """
-    refused = [i for i, (topic, *_rest) in enumerate(batch.outputs)
-               if topic == output_topic and i < len(batch.futures) and batch.futures[i].failed()
-               and isinstance(batch.futures[i].exception, _REFUSED_AS_TOO_LARGE)]
+    refused = [i for i, f in enumerate(batch.futures)
+               if f.is_done and f.failed() and isinstance(f.exception, _REFUSED_AS_TOO_LARGE)]
     for i in refused:
-        rec, size = batch.sources[i], len(batch.outputs[i][2] or b"")
-        rejection = Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
-                              f"the broker refused the enriched event ({size} bytes): {batch.futures[i].exception}")
-        batch.outputs[i] = (dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection))
-        batch.reasons[rejection.reason.value] = batch.reasons.get(rejection.reason.value, 0) + 1
-    # enriched outputs come first and line up with ``published``
-    gone = set(refused)
-    batch.published = [p for i, p in enumerate(batch.published) if i not in gone]
+        out, error = batch.outputs[i], batch.futures[i].exception
+        if out.rejection is None:
+            batch.outputs[i] = refused_event(out, error, limits, dlq_topic)
+            continue
+        smaller = shrink(out)
+        if smaller is None:
+            raise DeadLetterRefused(
+                f"the broker refused a dead letter of {out.size} bytes with no value ({error}); check the "
+                f"dead-letter topic {out.topic!r} (max.message.bytes, ACLs)")
+        batch.outputs[i] = smaller
     return refused
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """Runs on kafka-python's network thread, while the loop's thread is blocked in ``poll()`` or ``close()``."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.worker._on_revoked(set(revoked))
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.worker._on_revoked(set(revoked))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_assigned(self, assigned: Any) -> None:
         self.worker._on_assigned(set(assigned))
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        self.worker._on_lost(set(lost))
 
 
 class Worker:
@@ -186,7 +159,14 @@ class Worker:
         # while the next batch is classified (the broker works on one core while the model uses another);
         # it is settled (waited for, committed) before the next one is sent, on revoke and on shutdown.
         self._in_flight: Batch | None = None
-        self._max_output_bytes = int(settings.producer_kwargs()["max_request_size"]) - 1024
+        max_request = int(settings.producer_kwargs()["max_request_size"])
+        self.limits = Limits(
+            max_message_bytes=settings.max_message_bytes,
+            max_output_bytes=min(max_request, settings.output_max_message_bytes),
+            dead_letter_bytes=min(max_request, settings.dlq_max_message_bytes),
+            dead_letter_prefix_bytes=settings.dead_letter_prefix_bytes,
+        )
+        self._topics_checked = False
         self.batches = 0
         health.model_loaded = True
 
@@ -210,6 +190,13 @@ class Worker:
                         self._connect()
                     self._step()
                     backoff = 0.5
+                except DeadLetterRefused as exc:
+                    # Rebuilding the clients cannot fix a topic setting: keep them, say why, retry slowly.
+                    self.metrics.dead_letters_refused.inc()
+                    self.health.problem = f"dead-letter topic refuses dead letters: {exc}"
+                    self._trouble("the dead-letter topic refuses even bounded dead letters; the batch waits",
+                                  exc, backoff, level=logging.ERROR)
+                    backoff = min(backoff * 2, 60.0)
                 except BatchFailed as exc:
                     self._trouble("batch not committed; it will be read again", exc, backoff)
                     if isinstance(exc, ProducerFailed):
@@ -219,6 +206,7 @@ class Worker:
                     backoff = min(backoff * 2, 10.0)
                 except Exception as exc:
                     # Broker gone or a client in a bad state: rebuild the clients after a pause.
+                    self.health.broker_connected = False
                     self._trouble("broker unavailable or client error; retrying", exc, backoff)
                     self._close_clients(leave_group=False)
                     backoff = min(backoff * 2, 10.0)
@@ -228,15 +216,17 @@ class Worker:
             except Exception as exc:  # the batch is re-read by the next owner: a duplicate, not a loss
                 log.warning("last batch not committed at shutdown", extra={"error": str(exc)})
             self._close_clients(leave_group=True)
-            self.health.partitions_assigned = False
-            self.metrics.ready.set(0)
+            self.health.member = False
+            self._publish_ready()
         return 0
 
-    def _trouble(self, message: str, exc: BaseException, backoff: float) -> None:
+    def _trouble(self, message: str, exc: BaseException, backoff: float, level: int = logging.WARNING) -> None:
         self.metrics.broker_errors.inc()
-        self.health.broker_connected = False
-        self.metrics.ready.set(0)
-        log.warning(message, extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": backoff})
+        self._publish_ready()
+        log.log(level, message, extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": backoff})
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):  # the lag gauge stays current while batches fail
+                self._observe_lag(self.consumer)
         # wait() wakes at once on SIGTERM; the heartbeat keeps /healthz green while we wait on purpose
         deadline = time.monotonic() + backoff
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -257,6 +247,25 @@ class Worker:
         self.producer, self.consumer = producer, consumer
         log.info("connected", extra={"bootstrap_servers": s.bootstrap_servers, "input_topic": s.input_topic,
                                      "group_id": s.group_id, "processing_guarantee": s.processing_guarantee})
+        if not self._topics_checked:
+            self._check_topics(consumer)
+
+    def _check_topics(self, consumer: KafkaConsumer) -> None:
+        """Name a missing input, output or dead-letter topic at start-up (auto-creation may be off)."""
+        s = self.settings
+        try:
+            existing = consumer.topics()
+        except Exception as exc:
+            log.warning("could not list topics", extra={"error": str(exc)})
+            return
+        self._topics_checked = True
+        missing = [f"{role} topic {name!r}" for role, name in
+                   (("input", s.input_topic), ("output", s.output_topic), ("dead-letter", s.dlq_topic))
+                   if name not in existing]
+        if missing:
+            self.health.problem = "missing: " + ", ".join(missing)
+            log.error("topics missing on the broker; create them (or enable auto-creation)",
+                      extra={"missing": missing, "bootstrap_servers": s.bootstrap_servers})
 
     def _close_clients(self, leave_group: bool) -> None:
         consumer, producer = self.consumer, self.producer
@@ -276,23 +285,47 @@ class Worker:
         self._next_offset.clear()
         self.metrics.lag.clear()
         self.metrics.assigned.set(0)
+        self.health.member = False
+        self.health.partitions = 0
 
-    # ---- rebalance -------------------------------------------------------------------------------------
+    # ---- membership ------------------------------------------------------------------------------------
 
-    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:
             return  # kafka-python calls this with nothing on the first join
         self.metrics.rebalances.labels(event="revoked").inc()
-        try:
-            # Hand over cleanly: what was sent is acknowledged and committed before the partitions go.
-            self._settle()
-        except BatchFailed as exc:
-            log.warning("commit on revoke failed; the new owner re-reads those records", extra={"error": str(exc)})
-        for tp in revoked:
+        batch, self._in_flight = self._in_flight, None
+        if batch is not None:
+            # Hand over cleanly: what was sent is acknowledged and committed before the partitions go. The
+            # network thread must not block on itself, so the commit is awaited, not called.
+            consumer = self.consumer
+            try:
+                self._deliver(batch)
+                assert consumer is not None
+                await consumer.commit_async(batch.offsets)
+            except Exception as exc:
+                self.metrics.commit_failures.inc()
+                log.warning("commit on revoke failed; the new owner re-reads those records",
+                            extra={"error": f"{type(exc).__name__}: {exc}"})
+            else:
+                self.metrics.commits.inc()
+                self._done(batch)
+        self._forget(revoked)
+        log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
+
+    def _on_lost(self, lost: set[TopicPartition]) -> None:
+        # Evicted: the partitions already belong to someone else; committing would fail. Drop the batch.
+        self._in_flight = None
+        self.metrics.rebalances.labels(event="lost").inc()
+        self._forget(lost)
+        log.warning("partitions lost (evicted from the group); their uncommitted records are re-read by the new "
+                    "owner", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in lost)})
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
             self._next_offset.pop(tp, None)
             with contextlib.suppress(KeyError):  # no lag sample yet for a partition we never read
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
-        log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels(event="assigned").inc()
@@ -320,8 +353,6 @@ class Worker:
         self._observe(consumer)
 
     def _observe(self, consumer: KafkaConsumer) -> None:
-        assignment = consumer.assignment()
-        self.metrics.assigned.set(len(assignment))
         coordinator = getattr(consumer, "_coordinator", None)
         connected = not coordinator.coordinator_unknown() if coordinator is not None else True
         if connected != self.health.broker_connected:
@@ -332,76 +363,59 @@ class Worker:
                 self.metrics.broker_errors.inc()
                 log.warning("lost the broker (group coordinator unknown); kafka-python keeps reconnecting")
         self.health.broker_connected = connected
-        self.health.partitions_assigned = bool(assignment)
-        self.metrics.ready.set(1 if connected and assignment else 0)
+        # A member holds a generation whether or not it got partitions: an idle replica is ready.
+        self.health.member = consumer.group_metadata().generation_id >= 0
+        if self.health.problem and self.health.problem.startswith("dead-letter"):
+            self.health.problem = None  # a batch went through since
+        self._observe_lag(consumer)
+        self._publish_ready()
+
+    def _observe_lag(self, consumer: KafkaConsumer) -> None:
+        assignment = consumer.assignment()
+        self.metrics.assigned.set(len(assignment))
+        self.health.partitions = len(assignment)
         for tp in assignment:
             hw = consumer.highwater(tp)
             position = self._next_offset.get(tp)
+            if position is None:
+                with contextlib.suppress(Exception):
+                    position = consumer.position(tp, timeout_ms=0)
             if hw is not None and position is not None:
                 self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, hw - position))
 
+    def _publish_ready(self) -> None:
+        self.metrics.ready.set(1 if self.health.ready()[0] else 0)
+
     def _prepare(self, records_by_tp: dict[TopicPartition, list[Any]]) -> Batch:
-        """Validate, classify (one model call), build every output of the batch."""
         s, m = self.settings, self.metrics
         records = [rec for recs in records_by_tp.values() for rec in recs]
-        batch = Batch(
-            started=time.monotonic(),
+        started = time.monotonic()
+        m.consumed.labels(topic=s.input_topic).inc(len(records))
+        m.batch_size.observe(len(records))
+        bundle = self.models.current
+        t0 = time.perf_counter()
+        processed = process(records, bundle, self.limits, s.output_topic, s.dlq_topic)
+        m.inference.observe(time.perf_counter() - t0)
+        return Batch(
+            started=started,
             records=records,
             offsets={tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()},
             first={tp: recs[0].offset for tp, recs in records_by_tp.items()},
+            processed=processed,
         )
-        m.consumed.labels(topic=s.input_topic).inc(len(records))
-        m.batch_size.observe(len(records))
 
-        valid: list[tuple[Any, Article]] = []
-        dead: list[tuple[Any, Rejection]] = []
-        for rec in records:
-            try:
-                parsed = parse_article(rec.value, s.max_message_bytes)
-            except Exception as exc:  # parse_article never raises by contract; a bug must not wedge the loop
-                parsed = Rejection(DeadLetterReason.INVALID_SCHEMA, f"unexpected {type(exc).__name__}: {exc}")
-            if isinstance(parsed, Rejection):
-                dead.append((rec, parsed))
-            else:
-                valid.append((rec, parsed))
-
-        bundle = self.models.current
-        t0 = time.perf_counter()
-        predictions = classify_articles(bundle, [a for _, a in valid]) if valid else []
-        m.inference.observe(time.perf_counter() - t0)
-
-        model = bundle.describe()
-        headers = [("schema-version", SCHEMA_VERSION.encode()), ("model-name", model["name"].encode()),
-                   ("model-version", model["version"].encode()), ("content-type", b"application/json")]
-        processed_at = now_iso()
-        for (rec, article), prediction in zip(valid, predictions, strict=True):
-            if isinstance(prediction, Exception):
-                dead.append((rec, Rejection(DeadLetterReason.CLASSIFICATION_ERROR,
-                                            f"{type(prediction).__name__}: {prediction}")))
-                continue
-            origin = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-            try:
-                value = dumps(enrich(article, prediction, model, processed_at, origin))
-            except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
-                dead.append((rec, Rejection(DeadLetterReason.INVALID_SCHEMA,
-                                            f"the enriched event cannot be encoded: {exc}")))
-                continue
-            if len(value) > self._max_output_bytes:
-                dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
-                                            f"enriched event is {len(value)} bytes, limit {self._max_output_bytes}")))
-                continue
-            batch.outputs.append((s.output_topic, article.id.encode(), value, headers))
-            batch.sources.append(rec)
-            batch.published.append(prediction)
-        for rec, rejection in dead:
-            batch.outputs.append((s.dlq_topic, rec.key, rec.value, dead_letter_headers(rec, rejection)))
-            batch.sources.append(rec)
-            batch.reasons[rejection.reason.value] = batch.reasons.get(rejection.reason.value, 0) + 1
-        return batch
-
-    def _publish_pipelined(self, batch: Batch) -> None:
+    def _send(self, outputs: list[Output]) -> list[Any]:
         producer = self.producer
         assert producer is not None
+        futures: list[Any] = []
+        for out in outputs:
+            try:
+                futures.append(producer.send(out.topic, key=out.key, value=out.value, headers=out.headers))
+            except _REFUSED_AS_TOO_LARGE as exc:  # over max_request_size: handled like the broker's refusal
+                futures.append(_Refused(exc))
+        return futures
+
+    def _publish_pipelined(self, batch: Batch) -> None:
         # The previous batch had the whole classification of this one to be acknowledged: settle (commit) it
         # before this one is sent, so at most one batch is ever published but uncommitted — what a kill -9
         # can make the next owner publish again.
@@ -409,8 +423,7 @@ class Worker:
         if previous is not None:
             self._settle_one(previous, also_failing=[batch])
         try:
-            batch.futures = [producer.send(topic, key=key, value=value, headers=headers)
-                             for topic, key, value, headers in batch.outputs]
+            batch.futures = self._send(batch.outputs)
         except Exception as exc:
             self._fail([batch])
             raise ProducerFailed(f"send failed: {type(exc).__name__}: {exc}") from exc
@@ -422,24 +435,34 @@ class Worker:
         if batch is not None:
             self._settle_one(batch, also_failing=[])
 
-    def _settle_one(self, batch: Batch, also_failing: list[Batch]) -> None:
-        producer, consumer = self.producer, self.consumer
-        assert producer is not None and consumer is not None
-        if not all(f.is_done for f in batch.futures):
-            producer.flush()
-        error = _first_error(batch.futures)
-        refused = reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic) if error else []
-        if refused:
-            log.warning("the broker refused enriched events as too large; dead-lettered",
-                        extra={"count": len(refused), "output_topic": self.settings.output_topic})
-            for i in refused:
-                topic, key, value, headers = batch.outputs[i]
-                batch.futures[i] = producer.send(topic, key=key, value=value, headers=headers)
-            producer.flush()
+    def _deliver(self, batch: Batch) -> None:
+        """Wait until every output of the batch is acknowledged; refused ones are replaced and sent again."""
+        producer = self.producer
+        assert producer is not None
+        for _ in range(4):  # event → whole dead letter → bounded → minimal: each refusal shrinks the record
+            if not all(f.is_done for f in batch.futures):
+                producer.flush()
             error = _first_error(batch.futures)
-        if error is not None:
+            if error is None:
+                return
+            refused = replace_refused(batch, self.limits, self.settings.dlq_topic)
+            if not refused:
+                raise ProducerFailed(f"produce failed: {type(error).__name__}: {error}") from error
+            log.warning("the broker refused records as too large; sending smaller dead letters instead",
+                        extra={"count": len(refused), "forms": sorted({batch.outputs[i].form for i in refused})})
+            resent = self._send([batch.outputs[i] for i in refused])
+            for i, future in zip(refused, resent, strict=True):
+                batch.futures[i] = future
+        raise ProducerFailed("outputs still refused after every smaller form")
+
+    def _settle_one(self, batch: Batch, also_failing: list[Batch]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        try:
+            self._deliver(batch)
+        except BatchFailed:
             self._fail([batch, *also_failing])
-            raise ProducerFailed(f"produce failed: {type(error).__name__}: {error}") from error
+            raise
         try:
             consumer.commit(batch.offsets)
         except Exception as exc:  # CommitFailedError, RebalanceInProgressError, broker errors
@@ -472,10 +495,15 @@ class Worker:
         s, m = self.settings, self.metrics
         done = time.monotonic()
         wall = time.time()
-        m.produced.labels(topic=s.output_topic).inc(len(batch.published))
-        for reason, count in batch.reasons.items():
+        predictions = batch.processed.predictions
+        reasons = batch.processed.reasons()
+        m.produced.labels(topic=s.output_topic).inc(len(predictions))
+        for reason, count in reasons.items():
             m.dead_lettered.labels(reason=reason).inc(count)
-        m.record_predictions(batch.published)
+        bounded = sum(1 for o in batch.outputs if o.form in ("bounded", "minimal"))
+        if bounded:
+            m.dead_letters_bounded.inc(bounded)
+        m.record_predictions(predictions)
         elapsed = done - batch.started
         for rec in batch.records:
             m.processing.observe(elapsed)
@@ -485,17 +513,21 @@ class Worker:
         for tp, om in batch.offsets.items():
             self._next_offset[tp] = om.offset
         self.batches += 1
-        if batch.reasons:
-            log.info("dead-lettered", extra={"count": sum(batch.reasons.values()), "reasons": batch.reasons})
+        if reasons:
+            log.info("dead-lettered", extra={"count": sum(reasons.values()), "reasons": reasons,
+                                             "bounded": bounded})
 
     def _publish_transactional(self, batch: Batch) -> None:
         producer, consumer = self.producer, self.consumer
         assert producer is not None and consumer is not None
-        for attempt in (1, 2):
+        for _attempt in range(4):  # each retry sends smaller forms of what the broker refused as too large
             try:
                 producer.begin_transaction()
-                batch.futures = [producer.send(topic, key=key, value=value, headers=headers)
-                                 for topic, key, value, headers in batch.outputs]
+                batch.futures = self._send(batch.outputs)
+                producer.flush()
+                error = _first_error(batch.futures)
+                if error is not None:
+                    raise error
                 producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
                 producer.commit_transaction()
                 break
@@ -508,12 +540,19 @@ class Worker:
                     log.warning("abort failed", extra={"error": str(abort_exc)})
                     # A producer that cannot abort (e.g. fenced) is unusable: rebuild the clients.
                     raise ProducerFailed(f"transaction failed and could not be aborted: {exc}") from exc
-                # Events the broker refused as too large fail every attempt: once, as dead letters, then again.
-                if attempt == 1 and reroute_refused(batch, self.settings.output_topic, self.settings.dlq_topic):
-                    log.warning("the broker refused enriched events as too large; dead-lettered, transaction "
-                                "retried", extra={"output_topic": self.settings.output_topic})
+                try:
+                    refused = replace_refused(batch, self.limits, self.settings.dlq_topic)
+                except DeadLetterRefused:
+                    self._fail([batch])
+                    raise
+                if refused:
+                    log.warning("the broker refused records as too large; transaction retried with smaller dead "
+                                "letters", extra={"count": len(refused)})
                     continue
                 self._fail([batch])
                 raise BatchFailed(f"transaction failed: {type(exc).__name__}: {exc}") from exc
+        else:
+            self._fail([batch])
+            raise BatchFailed("transaction still refused after every smaller form")
         self.metrics.commits.inc()
         self._done(batch)

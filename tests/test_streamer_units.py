@@ -96,8 +96,10 @@ def test_metric_names_are_prefixed_and_parse() -> None:
     metrics.record_predictions([{"topic": {"label": "sport", "score": 0.8},
                                  "incident": {"label": "none", "score": 0.6}}])
     parsed = {f.name for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())}
-    assert parsed and all(n.startswith("newsstream_") for n in parsed)
-    names = {family.name for family in metrics.registry.collect()}
+    ours = {n for n in parsed if not n.startswith(("process_", "python_"))}  # + the process, GC, platform collectors
+    assert ours and all(n.startswith("newsstream_") for n in ours)
+    assert {"process_resident_memory_bytes", "python_gc_collections", "python_info"} <= parsed
+    names = {family.name for family in metrics.registry.collect() if family.name.startswith("newsstream_")}
     # every documented name is registered (the docstring is the contract with dashboards and alerts)
     import streamer.metrics as module
 
@@ -115,36 +117,50 @@ def test_broker_refuses_a_taken_port() -> None:
             EmbeddedBroker(port=port).start()
 
 
-def test_reroute_refused_turns_only_too_large_enriched_events_into_dead_letters() -> None:
+def test_replace_refused_turns_too_large_events_into_dead_letters_and_shrinks_dead_letters() -> None:
     from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
     from kafka.future import Future
 
-    from streamer.worker import Batch, reroute_refused
+    from streamer.pipeline import Limits, Output, Processed, dead_letter
+    from streamer.schemas import DeadLetterReason, Rejection
+    from streamer.worker import Batch, DeadLetterRefused, replace_refused
 
     class Rec:
         def __init__(self, offset: int) -> None:
             self.topic, self.partition, self.offset, self.timestamp = "in", 2, offset, 1700000000000
-            self.key, self.value = f"k{offset}".encode(), f'{{"id": "{offset}"}}'.encode()
-            self.headers = [("trace", b"t")]
+            self.key, self.value = f"k{offset}".encode(), f'{{"id": "{offset}"}}'.encode() + b" " * 3000
+            self.headers = [("trace", b"t"), ("reason", b"upstream")]
 
     recs = [Rec(i) for i in range(5)]
-    outputs = [("out", r.key, b"x" * (100 + r.offset), []) for r in recs[:4]] + [("dlq", b"k4", b"bad", [])]
-    batch = Batch(0.0, recs, {}, {}, outputs=list(outputs), published=[{"n": i} for i in range(4)],
-                  reasons={"invalid_json": 1}, sources=list(recs))
+    limits = Limits()
+    outputs = [Output("out", r.key, b"x" * (100 + r.offset), [], r, prediction={"n": r.offset}) for r in recs[:4]]
+    outputs.append(dead_letter(recs[4], Rejection(DeadLetterReason.INVALID_JSON, "bad"), limits, "dlq"))
+    batch = Batch(0.0, recs, {}, {}, Processed(list(outputs)))
     batch.futures = [Future().success(None), Future().failure(MessageSizeTooLargeError("big")),
                      Future().failure(KafkaTimeoutError("slow")),  # retriable: the batch must fail, not reroute
                      Future().failure(RecordListTooLargeError("big")),
                      Future().failure(MessageSizeTooLargeError("a dead letter itself refused"))]
 
-    assert reroute_refused(batch, "out", "dlq") == [1, 3]
-    assert [o[0] for o in batch.outputs] == ["out", "dlq", "out", "dlq", "dlq"]
+    assert replace_refused(batch, limits, "dlq") == [1, 3, 4]
+    assert [o.topic for o in batch.outputs] == ["out", "dlq", "out", "dlq", "dlq"]
     for i in (1, 3):
-        _topic, key, value, headers = batch.outputs[i]
-        h = dict(headers)
-        assert (key, value) == (recs[i].key, recs[i].value)  # the input, untouched
-        assert h["reason"] == b"output_too_large" and str(100 + i).encode() + b" bytes" in h["error"]
-        assert (h["origin-topic"], h["origin-partition"], h["origin-offset"]) == (b"in", b"2", str(i).encode())
-        assert h["trace"] == b"t"
-    assert batch.published == [{"n": 0}, {"n": 2}]
-    assert batch.reasons == {"invalid_json": 1, "output_too_large": 2}
-    assert outputs[2] == batch.outputs[2] and outputs[4] == batch.outputs[4]
+        out = batch.outputs[i]
+        assert (out.key, out.value, out.form) == (recs[i].key, recs[i].value, "whole")  # the input, untouched
+        assert out.header("reason") == "output_too_large" and f"{100 + i} bytes" in (out.header("error") or "")
+        assert (out.header("origin-topic"), out.header("origin-partition"), out.header("origin-offset")) == \
+            ("in", "2", str(i))
+        assert out.header("original.trace") == "t" and out.header("original.reason") == "upstream"
+    bounded = batch.outputs[4]  # the refused dead letter, smaller: a prefix and the original's size and hash
+    assert bounded.form == "bounded" and bounded.header("truncated") == "true"
+    assert len(bounded.value or b"") < len(recs[4].value) and recs[4].value.startswith(bounded.value or b"x")
+    assert bounded.header("original-value-bytes") == str(len(recs[4].value))
+    assert batch.processed.predictions == [{"n": 0}, {"n": 2}]
+    assert batch.processed.reasons() == {"output_too_large": 2, "invalid_json": 1}
+    assert outputs[0] is batch.outputs[0] and outputs[2] is batch.outputs[2]
+
+    # refused again: the form with no value; refused once more: the topic is misconfigured
+    batch.futures = [Future().success(None)] * 4 + [Future().failure(MessageSizeTooLargeError("still"))]
+    assert replace_refused(batch, limits, "dlq") == [4]
+    assert batch.outputs[4].form == "minimal" and batch.outputs[4].value == b""
+    with pytest.raises(DeadLetterRefused, match="dead-letter topic"):
+        replace_refused(batch, limits, "dlq")

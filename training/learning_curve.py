@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from streamer.artifact import ModelBundle
 from training import annotations as ann
 from training import corpora
-from training.cmd_train import load_selection
+from training.build import load_selection
 from training.data import REPO_ROOT, LabeledRow, LoadReport, clean, data_dir, read_reserved, read_rows, text_key
 from training.metrics import evaluate_rows
 from training.train import fit_bundle

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from poison import bad_cases, valid_cases
 
+from streamer.pipeline import dumps
 from streamer.schemas import Article, DeadLetterReason, Rejection, enrich, parse_article
-from streamer.worker import dumps
 
 MAX_BYTES = 20_000
 #: Reasons the input alone can earn (classification and output size come later, in the worker).

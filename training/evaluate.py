@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
+from typing import Any
 
 from streamer.artifact import ModelError, find_latest, load_bundle
-from training.data import REPO_ROOT, DataError, LoadReport, read_rows
+from training.data import DataError, LoadReport, read_rows
 from training.metrics import evaluate_rows, format_table
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None, help="bundle directory (default: newest under models/)")
-    parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models", help=argparse.SUPPRESS)
-    parser.add_argument("--data", type=Path, required=True, help="labeled JSONL or CSV file")
-    parser.add_argument("--skip-invalid", action="store_true", help="skip bad rows (counted) instead of stopping")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Any) -> int:
     try:
         model_dir = args.model or find_latest(args.models_dir)
         bundle = load_bundle(model_dir)

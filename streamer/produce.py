@@ -6,21 +6,13 @@ the article's ``id`` when the line parses. ``--rate N`` paces to N messages/seco
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from streamer.settings import Settings
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--file", type=Path, required=True, help="JSONL file, one article a line (- for stdin)")
-    parser.add_argument("--topic", default=None, help="target topic (default: NEWSSTREAM_INPUT_TOPIC)")
-    parser.add_argument("--rate", type=float, default=0.0, help="messages per second (default: as fast as possible)")
-    parser.add_argument("--bootstrap-servers", default=None, help="default: NEWSSTREAM_BOOTSTRAP_SERVERS")
-    parser.add_argument("--repeat", type=int, default=1, help="send the file this many times (load tests)")
 
 
 def key_of(line: bytes) -> bytes | None:
@@ -54,18 +46,18 @@ def publish(settings: Settings, topic: str, lines: list[bytes], rate: float = 0.
     return sent
 
 
-def run(args: argparse.Namespace) -> int:
-    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}
+def run(file: Path, topic: str | None, rate: float, bootstrap_servers: str | None, repeat: int) -> int:
+    overrides: dict[str, Any] = {"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
     settings = Settings(**overrides)
-    topic = args.topic or settings.input_topic
+    topic = topic or settings.input_topic
     try:
-        raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
         print(f"newsstream produce: {exc}", file=sys.stderr)
         return 2
     lines = [line.rstrip(b"\r") for line in raw.split(b"\n") if line.strip()]
     started = time.monotonic()
-    sent = publish(settings, topic, lines, args.rate, max(1, args.repeat))
+    sent = publish(settings, topic, lines, rate, max(1, repeat))
     elapsed = time.monotonic() - started
     print(f"published {sent} message(s) to {topic} on {settings.bootstrap_servers} in {elapsed:.2f}s",
           file=sys.stderr)

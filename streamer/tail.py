@@ -6,22 +6,12 @@ messages newer than the start are shown; the time filter also covers brokers who
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from typing import Any
 
 from streamer.settings import Settings
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--topic", default=None, help="topic to read (default: NEWSSTREAM_OUTPUT_TOPIC)")
-    parser.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
-    parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (default: no limit)")
-    parser.add_argument("--timeout", type=float, default=0.0, help="stop after this many idle seconds (0: never)")
-    parser.add_argument("--json", action="store_true", help="print the raw value")
-    parser.add_argument("--bootstrap-servers", default=None, help="default: NEWSSTREAM_BOOTSTRAP_SERVERS")
 
 
 def describe(record: Any) -> str:
@@ -42,12 +32,13 @@ def describe(record: Any) -> str:
             f"{incident['label']:<24} {incident['score']:.2f}  {title}")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(topic: str | None, from_beginning: bool, max_messages: int, timeout: float, as_json: bool,
+        bootstrap_servers: str | None) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    overrides = {"bootstrap_servers": args.bootstrap_servers} if args.bootstrap_servers else {}
+    overrides: dict[str, Any] = {"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
     settings = Settings(**overrides)
-    topic = args.topic or settings.output_topic
+    topic = topic or settings.output_topic
     consumer = KafkaConsumer(**{**settings.security_kwargs(), "group_id": None, "enable_auto_commit": False})
     # Tansu answers ListOffsets "latest" wrongly, so "only new messages" is decided by timestamp: anything
     # created before this command started is old. No slack: producers on this host share its clock.
@@ -63,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        if args.from_beginning:
+        if from_beginning:
             consumer.seek_to_beginning(*tps)
         else:
             consumer.seek_to_end(*tps)
@@ -75,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
                 idle_since = time.monotonic()
             for records in batch.values():
                 for record in records:
-                    if not args.from_beginning and record.timestamp < started_ms:
+                    if not from_beginning and record.timestamp < started_ms:
                         continue
-                    print(record.value.decode("utf-8", "replace") if args.json and record.value else describe(record),
+                    print(record.value.decode("utf-8", "replace") if as_json and record.value else describe(record),
                           flush=True)
                     shown += 1
-                    if args.max_messages and shown >= args.max_messages:
+                    if max_messages and shown >= max_messages:
                         return 0
-            if args.timeout and time.monotonic() - idle_since > args.timeout:
+            if timeout and time.monotonic() - idle_since > timeout:
                 return 0
     except KeyboardInterrupt:
         return 0

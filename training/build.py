@@ -6,7 +6,6 @@ cross-validated comparison first (slow) and rewrites that file.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import resource
@@ -50,31 +49,6 @@ from training.train import (
 SELECTION_FILE = REPO_ROOT / "training" / "selection.json"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", type=Path, metavar="FILE",
-                        help="labeled JSONL/CSV file (repeatable); default: newsevents/train.jsonl + mapped corpora")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="datasets root (default: $NEWSSTREAM_DATA_DIR or ../shared/datasets)")
-    parser.add_argument("--annotations", action="append", type=Path, metavar="FILE",
-                        help="label-only JSONL ({id, topic, incident, sure}) joined to raw text by id (repeatable); "
-                             "default: training/annotations/*.jsonl with the default recipe. Label-only files "
-                             "given to --data are read this way too")
-    parser.add_argument("--no-annotations", action="store_true",
-                        help="leave out training/annotations/*.jsonl from the default recipe")
-    parser.add_argument("--dev", type=Path, default=None,
-                        help="labeled file scored into the card (default: newsevents/dev.jsonl if present)")
-    parser.add_argument("--no-dev", action="store_true", help="do not score a dev file")
-    parser.add_argument("--mapped", default=None,
-                        help="comma-separated mapped corpora to add (default: the recipe's; 'none' for none)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="models directory")
-    parser.add_argument("--name", default="newsstream")
-    parser.add_argument("--version", default="1.1.0")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--folds", type=int, default=3, help="CV folds for the none-shift and --select")
-    parser.add_argument("--skip-invalid", action="store_true", help="skip bad rows (counted) instead of stopping")
-    parser.add_argument("--select", action="store_true", help="re-run the model-selection comparison first (slow)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
 
 def _git_commit() -> str:
     try:
@@ -103,7 +77,7 @@ def load_selection() -> tuple[Recipe, list[dict[str, Any]], list[str]]:
     return DEFAULT_RECIPE, [], list(corpora.DEFAULT_MAPPED)
 
 
-def _log(args: argparse.Namespace, message: str) -> None:
+def _log(args: Any, message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -117,7 +91,7 @@ def throughput_docs(
     return fallback[:limit], "training rows"
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Any) -> int:
     started = time.perf_counter()
     root = data_dir(args.data_dir)
     try:

@@ -15,18 +15,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from streamer.broker import BrokerError, EmbeddedBroker, create_topics, pid_alive, stop_pid
-
+HELP = "Start, stop or run the embedded Tansu broker for development (memory only)."
 DEFAULT_PIDFILE = Path(".cache/newsstream-broker.json")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["start", "stop", "run", "status"], help="what to do")
-    parser.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
-    parser.add_argument("--pidfile", type=Path, default=DEFAULT_PIDFILE, help="where start/stop keep the pid")
-    parser.add_argument("--log-file", type=Path, default=None, help="broker output (default: discarded)")
+    parser.add_argument("action", choices=["start", "stop", "run", "status"],
+                        help="start: run it in the background; stop: stop the one started; run: run it in the "
+                             "foreground; status: say whether it is up.")
+    parser.add_argument("--port", type=int, default=9092, help="Port on 127.0.0.1 (default 9092).")
+    parser.add_argument("--pidfile", type=Path, default=DEFAULT_PIDFILE,
+                        help="Where start and stop keep the process id.")
+    parser.add_argument("--log-file", type=Path, default=None,
+                        help="File for the broker's output (default: discarded).")
     parser.add_argument("--topics", nargs="*", default=[], metavar="NAME[:PARTITIONS]",
-                        help="topics to create once ready (e.g. articles:4 articles.enriched:4)")
+                        help="Topics to create once it is ready, for example articles:4 articles.enriched:4.")
 
 
 def _topic_specs(specs: list[str]) -> dict[str, int]:
@@ -38,6 +41,8 @@ def _topic_specs(specs: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from streamer.broker import BrokerError, EmbeddedBroker, create_topics, pid_alive, stop_pid
+
     pidfile: Path = args.pidfile
     if args.action == "status":
         info = _read(pidfile)

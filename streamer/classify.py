@@ -1,4 +1,5 @@
-"""``newsstream classify``: JSONL articles in, one enriched JSON line out per article — the worker's schema.
+"""Offline classification (``newsstream classify``):
+ JSONL articles in, one enriched JSON line out per article — the worker's schema.
 
 Same validation and the same :func:`streamer.schemas.enrich` as the worker; ``origin`` is ``null`` because
 there is no Kafka record. A bad line is reported on stderr with its number and skipped; ``--strict`` makes
@@ -7,7 +8,6 @@ any bad line a non-zero exit (the rest is still processed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -18,21 +18,10 @@ from streamer.artifact import ModelBundle, ModelError
 from streamer.schemas import Article, Rejection, enrich, validate_article
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None,
-                        help="bundle directory or directory of bundles (default: NEWSSTREAM_MODEL_PATH or newest "
-                             "under models/)")
-    parser.add_argument("--input", default="-", help="JSONL file, or - for stdin (default)")
-    parser.add_argument("--output", default="-", help="JSONL file, or - for stdout (default)")
-    parser.add_argument("--batch-size", type=int, default=256, help="articles per model call (default 256)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 if any line is bad")
-
-
 def load_model(path: Path | None) -> ModelBundle:
     import os
 
-    from streamer.cmd_worker import default_models_dir
-    from streamer.model_watch import load_checked, resolve
+    from streamer.model_watch import default_models_dir, load_checked, resolve
 
     location = path or Path(os.environ.get("NEWSSTREAM_MODEL_PATH") or default_models_dir())
     return load_checked(resolve(location))
@@ -47,7 +36,7 @@ def _lines(fh: IO[str]) -> Iterator[tuple[int, str]]:
 def classify_stream(bundle: ModelBundle, source: IO[str], sink: IO[str], batch_size: int,
                     errors: IO[str], name: str = "<stdin>") -> tuple[int, int]:
     """Returns ``(classified, bad)``."""
-    from streamer.worker import classify_articles, dumps, now_iso
+    from streamer.pipeline import classify_articles, dumps, now_iso
 
     model = bundle.describe()
     classified = bad = 0
@@ -85,21 +74,21 @@ def classify_stream(bundle: ModelBundle, source: IO[str], sink: IO[str], batch_s
     return classified, bad
 
 
-def run(args: argparse.Namespace) -> int:
+def run(model: Path | None, input: str, output: str, batch_size: int, strict: bool) -> int:
     try:
-        bundle = load_model(args.model)
+        bundle = load_model(model)
     except ModelError as exc:
         print(f"newsstream classify: cannot load the model: {exc}", file=sys.stderr)
         return 2
     try:
-        source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+        source = sys.stdin if input == "-" else open(input, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         print(f"newsstream classify: {exc}", file=sys.stderr)
         return 2
-    sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        classified, bad = classify_stream(bundle, source, sink, max(1, args.batch_size), sys.stderr,
-                                          "<stdin>" if args.input == "-" else args.input)
+        classified, bad = classify_stream(bundle, source, sink, max(1, batch_size), sys.stderr,
+                                          "<stdin>" if input == "-" else input)
     finally:
         if source is not sys.stdin:
             source.close()
@@ -107,4 +96,4 @@ def run(args: argparse.Namespace) -> int:
             sink.close()
     print(f"classified {classified} article(s), {bad} bad line(s) with {bundle.name} {bundle.version}",
           file=sys.stderr)
-    return 1 if bad and args.strict else 0
+    return 1 if bad and strict else 0
