@@ -99,7 +99,7 @@ class _Refused:
         return True
 
 
-def replace_refused(batch: Batch, limits: Limits, dlq_topic: str) -> list[int]:
+def replace_refused(batch: Batch, limits: Limits, dlq_topic: str, only: list[int] | None = None) -> list[int]:
     """Swap each output the broker refused as too large for what to send instead; their indexes.
 
     An enriched event becomes its dead letter; a dead letter its next smaller form. Raises
@@ -113,8 +113,9 @@ def replace_refused(batch: Batch, limits: Limits, dlq_topic: str) -> list[int]:
     >>> replace_refused(b, Limits(), "dlq"), b.outputs[0].topic, b.outputs[0].value, b.processed.reasons()
     ([0], 'dlq', b'{}', {'output_too_large': 1})
     """
-    refused = [i for i, f in enumerate(batch.futures)
-               if f.is_done and f.failed() and isinstance(f.exception, _REFUSED_AS_TOO_LARGE)]
+    candidates = range(len(batch.futures)) if only is None else only
+    refused = [i for i in candidates if (f := batch.futures[i]) is not None
+               and f.is_done and f.failed() and isinstance(f.exception, _REFUSED_AS_TOO_LARGE)]
     for i in refused:
         out, error = batch.outputs[i], batch.futures[i].exception
         if out.rejection is None:
@@ -167,6 +168,7 @@ class Worker:
             dead_letter_prefix_bytes=settings.dead_letter_prefix_bytes,
         )
         self._topics_checked = False
+        self._outage_counted = False  # the error that began this outage is already in broker_errors_total
         self.batches = 0
         health.model_loaded = True
 
@@ -190,6 +192,8 @@ class Worker:
                         self._connect()
                     self._step()
                     backoff = 0.5
+                    if self.health.broker_connected:
+                        self._outage_counted = False
                 except DeadLetterRefused as exc:
                     # Rebuilding the clients cannot fix a topic setting: keep them, say why, retry slowly.
                     self.metrics.dead_letters_refused.inc()
@@ -222,6 +226,7 @@ class Worker:
 
     def _trouble(self, message: str, exc: BaseException, backoff: float, level: int = logging.WARNING) -> None:
         self.metrics.broker_errors.inc()
+        self._outage_counted = True
         self._publish_ready()
         log.log(level, message, extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": backoff})
         if self.consumer is not None:
@@ -262,8 +267,8 @@ class Worker:
         missing = [f"{role} topic {name!r}" for role, name in
                    (("input", s.input_topic), ("output", s.output_topic), ("dead-letter", s.dlq_topic))
                    if name not in existing]
+        self.health.warnings = [f"{m} does not exist on the broker" for m in missing]
         if missing:
-            self.health.problem = "missing: " + ", ".join(missing)
             log.error("topics missing on the broker; create them (or enable auto-creation)",
                       extra={"missing": missing, "bootstrap_servers": s.bootstrap_servers})
 
@@ -358,15 +363,16 @@ class Worker:
         if connected != self.health.broker_connected:
             # kafka-python reconnects on its own and says little; the transition is what operators need.
             if connected:
+                self._outage_counted = False
                 log.info("broker connection (group coordinator) established")
             else:
-                self.metrics.broker_errors.inc()
+                if not self._outage_counted:  # each error once: a failed call already counted this one
+                    self.metrics.broker_errors.inc()
+                    self._outage_counted = True
                 log.warning("lost the broker (group coordinator unknown); kafka-python keeps reconnecting")
         self.health.broker_connected = connected
         # A member holds a generation whether or not it got partitions: an idle replica is ready.
         self.health.member = consumer.group_metadata().generation_id >= 0
-        if self.health.problem and self.health.problem.startswith("dead-letter"):
-            self.health.problem = None  # a batch went through since
         self._observe_lag(consumer)
         self._publish_ready()
 
@@ -404,16 +410,27 @@ class Worker:
             processed=processed,
         )
 
-    def _send(self, outputs: list[Output]) -> list[Any]:
+    def _send(self, batch: Batch, indexes: list[int] | None = None) -> None:
+        """Send outputs of the batch (all, or those at ``indexes``), filling ``batch.futures`` in the same order.
+
+        A record ``send()`` itself refuses as too large (over ``max_request_size``) is replaced at once by its
+        smaller form and sent again, before anything waits or a transaction has to be aborted.
+        """
         producer = self.producer
         assert producer is not None
-        futures: list[Any] = []
-        for out in outputs:
-            try:
-                futures.append(producer.send(out.topic, key=out.key, value=out.value, headers=out.headers))
-            except _REFUSED_AS_TOO_LARGE as exc:  # over max_request_size: handled like the broker's refusal
-                futures.append(_Refused(exc))
-        return futures
+        if indexes is None:
+            indexes = list(range(len(batch.outputs)))
+            batch.futures = [None] * len(batch.outputs)
+        for i in indexes:
+            while True:
+                out = batch.outputs[i]
+                try:
+                    batch.futures[i] = producer.send(out.topic, key=out.key, value=out.value, headers=out.headers)
+                    break
+                except _REFUSED_AS_TOO_LARGE as exc:
+                    batch.futures[i] = _Refused(exc)
+                    if not replace_refused(batch, self.limits, self.settings.dlq_topic, only=[i]):
+                        raise
 
     def _publish_pipelined(self, batch: Batch) -> None:
         # The previous batch had the whole classification of this one to be acknowledged: settle (commit) it
@@ -423,7 +440,10 @@ class Worker:
         if previous is not None:
             self._settle_one(previous, also_failing=[batch])
         try:
-            batch.futures = self._send(batch.outputs)
+            self._send(batch)
+        except DeadLetterRefused:
+            self._fail([batch])
+            raise
         except Exception as exc:
             self._fail([batch])
             raise ProducerFailed(f"send failed: {type(exc).__name__}: {exc}") from exc
@@ -450,9 +470,7 @@ class Worker:
                 raise ProducerFailed(f"produce failed: {type(error).__name__}: {error}") from error
             log.warning("the broker refused records as too large; sending smaller dead letters instead",
                         extra={"count": len(refused), "forms": sorted({batch.outputs[i].form for i in refused})})
-            resent = self._send([batch.outputs[i] for i in refused])
-            for i, future in zip(refused, resent, strict=True):
-                batch.futures[i] = future
+            self._send(batch, refused)
         raise ProducerFailed("outputs still refused after every smaller form")
 
     def _settle_one(self, batch: Batch, also_failing: list[Batch]) -> None:
@@ -510,6 +528,8 @@ class Worker:
             if rec.timestamp is not None and rec.timestamp >= 0:
                 m.event_age.observe(max(0.0, wall - rec.timestamp / 1000.0))
         m.last_processed.set(wall)
+        if self.health.problem and self.health.problem.startswith("dead-letter"):
+            self.health.problem = None  # a batch with its dead letters went through since
         for tp, om in batch.offsets.items():
             self._next_offset[tp] = om.offset
         self.batches += 1
@@ -523,7 +543,7 @@ class Worker:
         for _attempt in range(4):  # each retry sends smaller forms of what the broker refused as too large
             try:
                 producer.begin_transaction()
-                batch.futures = self._send(batch.outputs)
+                self._send(batch)
                 producer.flush()
                 error = _first_error(batch.futures)
                 if error is not None:
@@ -531,6 +551,11 @@ class Worker:
                 producer.send_offsets_to_transaction(batch.offsets, consumer.group_metadata())
                 producer.commit_transaction()
                 break
+            except DeadLetterRefused:
+                with contextlib.suppress(Exception):
+                    producer.abort_transaction()
+                self._fail([batch])
+                raise
             except Exception as exc:
                 self.metrics.commit_failures.inc()
                 try:
