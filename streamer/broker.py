@@ -60,6 +60,13 @@ def wait_ready(bootstrap: str, timeout_s: float = 20.0, alive: Any = None) -> No
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise BrokerError(f"broker process on {bootstrap} exited during start-up")
+        host, _, port = bootstrap.rpartition(":")
+        try:  # not listening yet: wait here rather than let kafka-python log each refused connection
+            socket.create_connection((host, int(port)), timeout=0.5).close()
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)
+            continue
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
                                      client_id="newsstream-broker-probe")

@@ -81,6 +81,7 @@ def test_thirty_second_outage_mid_stream(topics_factory, worker_factory, model_v
 
         events = worker.log_events()
         trouble = [e for e in events if e.get("level") == "warning"
+                   and str(e.get("logger", "")).startswith("streamer")
                    and ("broker" in e.get("msg", "") or "batch not committed" in e.get("msg", ""))]
         connects = [e for e in events if e.get("msg") == "connected"]
         print(f"\noutage {OUTAGE_S:.0f}s: not ready after {not_ready_after:.1f}s, worker CPU {cpu_share:.1%} of a "
