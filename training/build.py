@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,20 @@ from training.train import (
 )
 
 SELECTION_FILE = REPO_ROOT / "training" / "selection.json"
+
+#: Card fields (dotted paths) that differ between two runs on the same data, seed and version; everything else in
+#: the card, and ``model.joblib`` byte for byte, is the same (see :func:`reproducibility`).
+VARIES_BETWEEN_RUNS = (
+    "created_at",
+    "train_seconds",
+    "fit_seconds",
+    "peak_rss_bytes",
+    "throughput.docs_per_second",
+    "cv.fit_seconds",
+)
+#: Card fields that follow the checkout or where the inputs were read from, not the run.
+VARIES_WITH_CHECKOUT = ("git_commit",)
+VARIES_WITH_INPUT_PATHS = ("data.root", "data.sources", "data.load.files", "data.dev.path", "data.annotations.files")
 
 
 
@@ -91,8 +110,90 @@ def throughput_docs(
     return fallback[:limit], "training rows"
 
 
+def bundle_dir(args: Any) -> Path:
+    return Path(args.out) / f"{args.name}-{args.version}"
+
+
+def refuse_existing(out_dir: Path, force: bool) -> str | None:
+    """The refusal line when ``out_dir`` exists and ``--force`` was not given, else None.
+
+    Why: workers hot-swap by version, and a committed bundle is code; a version names one set of bytes.
+    """
+    if force or not (out_dir.exists() or out_dir.is_symlink()):
+        return None
+    return (f"newsstream train: {out_dir} already exists; pass --force to replace it, "
+            f"or choose another --version")
+
+
+def reproducibility() -> dict[str, Any]:
+    """What the card says about repeating this run (see ``VARIES_BETWEEN_RUNS``)."""
+    return {
+        "model_file": (
+            "model.joblib is byte-identical (same sha256) for the same data, seed, recipe and environment: "
+            "the library versions under 'libraries' and the machine below. Fitting runs on one BLAS/OpenMP "
+            "thread, so the core count does not change it; numpy's CPU-specific SIMD code, another zlib or "
+            "another scikit-learn/numpy version may."
+        ),
+        "varies_between_runs": list(VARIES_BETWEEN_RUNS),
+        "varies_with_checkout": list(VARIES_WITH_CHECKOUT),
+        "varies_with_input_paths": list(VARIES_WITH_INPUT_PATHS),
+        "machine": platform.machine(),
+    }
+
+
+def extra_library_versions() -> dict[str, str]:
+    """Versions beyond :func:`streamer.artifact.library_versions` that the model file's bytes depend on."""
+    import scipy
+
+    return {"scipy": scipy.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+
+
+def publish(out_dir: Path, payload: dict[str, Any], card: dict[str, Any], force: bool) -> ModelBundle:
+    """Write, verify and report the bundle in a staging directory, then move it to ``out_dir`` by rename.
+
+    Why: workers watch ``<out>/*/card.json`` and reload a bundle whose files change. Writing into a live bundle
+    would show them a new model under the old card (or the reverse) for as long as the write takes; a rename
+    shows the old bundle whole, then the new one whole. The staging directory is one level deeper than bundles
+    (``<out>/.<name>-<version>.staging-*/<name>-<version>``), so no watcher lists it. With ``force`` the old
+    directory is renamed aside first and deleted after; between the two renames (microseconds) the path is
+    absent, which a watcher treats as "not there yet", never as a torn bundle.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    keep = False
+    try:
+        staged = staging / out_dir.name
+        save_bundle(staged, payload, card)
+        loaded = load_bundle(staged)  # the written bundle, not the in-memory one, is what we vouch for
+        write_report(staged, loaded, card)
+        replaced = staging / "replaced"
+        if force and (out_dir.exists() or out_dir.is_symlink()):
+            os.rename(out_dir, replaced)
+        try:
+            os.rename(staged, out_dir)  # refuses a non-empty directory that appeared meanwhile
+        except OSError:
+            if replaced.exists() or replaced.is_symlink():
+                try:
+                    os.rename(replaced, out_dir)  # put the old bundle back; never leave the version missing
+                except OSError as exc:
+                    keep = True  # the old bundle lives only in the staging directory now: never delete it
+                    raise OSError(f"the previous bundle could not be put back; it is kept at {replaced}") from exc
+            raise
+        return loaded
+    finally:
+        if not keep:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def run(args: Any) -> int:
     started = time.perf_counter()
+    out_dir = bundle_dir(args)
+    force = bool(getattr(args, "force", False))
+    # Before any data is read: a refused run must cost nothing and touch nothing.
+    refusal = refuse_existing(out_dir, force)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     root = data_dir(args.data_dir)
     try:
         reserved = read_reserved(root)
@@ -215,7 +316,6 @@ def run(args: Any) -> int:
     docs_per_second = measure_throughput(bundle.predict_proba, bench_docs, batch_size=256, repeats=3)
     dev_metrics = evaluate_rows(bundle, dev_rows) if dev_rows else {}
 
-    out_dir = Path(args.out) / f"{args.name}-{args.version}"
     card: dict[str, Any] = {
         "name": args.name,
         "version": args.version,
@@ -244,10 +344,14 @@ def run(args: Any) -> int:
         "fit_seconds": round(fit_seconds, 1),
         "peak_rss_bytes": _peak_rss_bytes(),
         "selection": table,
+        "libraries": extra_library_versions(),  # save_bundle adds python, scikit-learn, joblib, numpy
+        "reproducibility": reproducibility(),
     }
-    save_bundle(out_dir, payload, card)
-    loaded = load_bundle(out_dir)  # the written bundle, not the in-memory one, is what we vouch for
-    write_report(out_dir, loaded, card)
+    try:
+        publish(out_dir, payload, card, force)
+    except OSError as exc:
+        print(f"newsstream train: could not publish the new bundle at {out_dir}: {exc}", file=sys.stderr)
+        return 2
     _log(args, f"wrote {out_dir}")
     for head, metrics in dev_metrics.items():
         binary = f", incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}" if head == "incident" else ""

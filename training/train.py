@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
 
 from streamer.features import ArticleText, Doc, HashedTfidf, softmax_rows
 from streamer.taxonomy import HEADS, NO_INCIDENT
@@ -94,12 +95,16 @@ def _head_rows(rows: Sequence[LabeledRow], head: str) -> tuple[np.ndarray, list[
 
 def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int) -> dict[str, Any]:
     heads: dict[str, Any] = {}
-    for head in HEADS:
-        idx, y = _head_rows(rows, head)
-        clf = build_classifier(recipe, seed)
-        clf.fit(x[idx], y)
-        _shrink(clf)
-        heads[head] = clf
+    # One BLAS/OpenMP thread: a reduction split over threads sums in another order, so the weights (and the model
+    # file's bytes) would follow the machine's core count. liblinear is single-threaded anyway, so this costs
+    # nothing measurable; it guards the logreg recipe and the calibration's dense steps.
+    with threadpool_limits(limits=1):
+        for head in HEADS:
+            idx, y = _head_rows(rows, head)
+            clf = build_classifier(recipe, seed)
+            clf.fit(x[idx], y)
+            _shrink(clf)
+            heads[head] = clf
     return heads
 
 

@@ -25,7 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated mapped corpora to add (default: the recipe's; 'none' for none)")
     parser.add_argument("--out", type=Path, default=_repo_root() / "models", help="models directory")
     parser.add_argument("--name", default="newsstream")
-    parser.add_argument("--version", default="1.1.0")
+    parser.add_argument("--version", default="1.1.0",
+                        help="bundle version; an existing <out>/<name>-<version> is refused unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing bundle of this name and version (swapped in whole, once verified)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=3, help="CV folds for the none-shift and --select")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad rows (counted) instead of stopping")
