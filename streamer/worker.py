@@ -315,6 +315,8 @@ class Worker:
             else:
                 self.metrics.commits.inc()
                 self._done(batch)
+                log.info("handed over: the batch in flight was committed before the partitions went",
+                         extra={"records": len(batch.records)})
         self._forget(revoked)
         log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked)})
 
