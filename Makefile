@@ -27,8 +27,9 @@ test: $(STAMP) deps-system
 deps-system:
 	@bash deploy/system-deps.sh
 
+# An existing version is refused: `make train ARGS='--version 1.2.0'` (or ARGS=--force to rebuild it in place).
 train: $(STAMP)
-	$(BIN)/newsstream train
+	$(BIN)/newsstream train $(ARGS)
 
 evaluate: $(STAMP)
 	$(BIN)/newsstream evaluate --data ../shared/datasets/newsevents/dev.jsonl
