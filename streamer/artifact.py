@@ -235,22 +235,32 @@ def load_bundle(directory: Path | str) -> ModelBundle:
     return ModelBundle(payload, card, directory)
 
 
-def find_latest(models_dir: Path, name: str | None = None) -> Path:
-    """Newest bundle under ``models_dir`` (by card ``created_at``), optionally of one model name."""
-    best: tuple[str, Path] | None = None
+def list_bundles(models_dir: Path, name: str | None = None) -> list[Path]:
+    """Bundles under ``models_dir``, newest first (by card ``created_at``), optionally of one model name.
+
+    A directory whose card cannot be read or parsed is left out (a card still being copied shows up once it is
+    complete). Equal ``created_at`` keep directory-name order. Nothing is verified here: that is
+    :func:`verify`'s job, and the caller decides what to do with a bundle that fails it.
+    """
+    found: list[tuple[str, Path]] = []
     for card_path in sorted(Path(models_dir).glob(f"*/{CARD_FILE}")):
         try:
             card = json.loads(card_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if name is not None and card.get("name") != name:
+        if not isinstance(card, dict) or (name is not None and card.get("name") != name):
             continue
-        key = str(card.get("created_at", ""))
-        if best is None or key > best[0]:
-            best = (key, card_path.parent)
-    if best is None:
+        found.append((str(card.get("created_at", "")), card_path.parent))
+    found.sort(key=lambda entry: entry[0], reverse=True)  # stable: ties stay in name order
+    return [path for _, path in found]
+
+
+def find_latest(models_dir: Path, name: str | None = None) -> Path:
+    """Newest bundle under ``models_dir`` (by card ``created_at``), optionally of one model name."""
+    bundles = list_bundles(models_dir, name)
+    if not bundles:
         raise ModelError(f"no model bundle found under {models_dir}")
-    return best[1]
+    return bundles[0]
 
 
 def check_bundle(bundle: ModelBundle, docs: Sequence[Doc], tmp_dir: Path | None = None) -> None:

@@ -1,21 +1,54 @@
 """Which model serves, and hot reload.
 
-The model location is either one bundle directory (has ``card.json``) or a directory of bundles (the newest by
-``created_at`` wins, see :func:`streamer.artifact.find_latest`). A background thread looks at it every
-``interval_s`` (or at once on :meth:`ModelHolder.poke`, which SIGHUP calls); a changed card is verified,
-loaded and smoke-tested *off the hot path*, then handed over. The loop swaps between batches, so one batch
-is never classified by two models. A version that fails is refused, counted and remembered (not retried until
-its card changes again); the old one keeps serving.
+The model location is either one bundle directory (has ``card.json``) or a directory of bundles, walked newest
+first by card ``created_at`` (:func:`streamer.artifact.list_bundles`).
+
+**Start-up** serves the newest bundle that *verifies* (sha256 of ``model.joblib`` against the card, then load and
+smoke test). A newer one that does not is skipped with a warning naming its path and the reason (and counted in
+``newsstream_model_reloads_total{result="refused"}``, so it shows on a dashboard); only when none verifies does
+start-up fail with :class:`~streamer.artifact.ModelError` (the worker exits 3).
+
+**Hot reload.** A background thread looks every ``interval_s`` (or at once on :meth:`ModelHolder.poke`, which
+SIGHUP calls). What it compares is a cheap *look* at each bundle: the card's bytes plus ``model.joblib``'s size,
+mtime_ns, ctime_ns and inode — no hashing while nothing changes, yet a model file replaced under an unchanged card
+is noticed. A changed bundle is verified, loaded and smoke-tested *off the loop*, then staged; the loop swaps
+between batches (:meth:`ModelHolder.swap_if_pending`), so one batch is never classified by two models.
+
+What the watcher will move to (the choice made for issue 11):
+
+- only a bundle *newer* (by ``created_at``) than the one serving, or the serving bundle's own directory changed
+  in place. It never falls back to an older bundle: when the newest is bad, the current model keeps serving —
+  even if the serving bundle's files on disk have since gone bad (the loaded, verified copy is in memory). An
+  older good bundle between them is *not* preferred over the serving one; a newer good one below a bad newest
+  one is (the walk goes newest first and takes the first newer bundle that verifies).
+  A rollback is therefore a restart, or a copy of the old model published with a newer ``created_at``.
+- a refused bundle is remembered by its look, so it is counted and logged once, not every interval, and it is
+  retried as soon as either of its files changes. A half-copied bundle (card first, model still being written,
+  or the reverse) is refused while torn and loaded by the first check after the copy completes.
+- the serving directory touched or rewritten with the same bytes (same card, model file still matching it) is
+  verified and kept, without a reload.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.artifact import CARD_FILE, ModelBundle, ModelError, check_bundle, find_latest, load_bundle
+from streamer.artifact import (
+    CARD_FILE,
+    MODEL_FILE,
+    ModelBundle,
+    ModelError,
+    check_bundle,
+    find_latest,
+    list_bundles,
+    load_bundle,
+    verify,
+)
 from streamer.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,13 +79,49 @@ def resolve(location: Path) -> Path:
     raise ModelError(f"model location {location} does not exist")
 
 
-def fingerprint(bundle_dir: Path) -> str:
-    """Identity of what a location points at: the bundle path plus its card's bytes (which hold the sha256)."""
+@dataclass(frozen=True)
+class Look:
+    """One cheap look at a bundle directory: enough to tell that something changed, without hashing the model."""
+
+    path: Path  # resolved
+    card_sha256: str  # of the card's bytes (the card holds the model file's sha256)
+    model_stat: tuple[int, int, int, int] | None  # model file's size, mtime_ns, ctime_ns, inode; None if missing
+    created_at: str
+
+    @property
+    def fingerprint(self) -> str:
+        stat = "missing" if self.model_stat is None else ",".join(map(str, self.model_stat))
+        return f"{self.path}:{self.card_sha256}:{stat}"
+
+
+def look(bundle_dir: Path) -> Look:
+    """Read the card's bytes and stat the model file it names; :class:`ModelError` only if the card is unreadable."""
+    bundle_dir = Path(bundle_dir)
     try:
-        card = (bundle_dir / CARD_FILE).read_bytes()
+        card_bytes = (bundle_dir / CARD_FILE).read_bytes()
     except OSError as exc:
         raise ModelError(f"{bundle_dir}: cannot read model card: {exc}") from exc
-    return f"{bundle_dir.resolve()}:{hashlib.sha256(card).hexdigest()}"
+    created_at, model_file = "", MODEL_FILE
+    try:
+        card = json.loads(card_bytes)
+    except ValueError:
+        card = None  # a torn card: the look still changes when it is rewritten; verification says what is wrong
+    if isinstance(card, dict):
+        created_at = str(card.get("created_at", ""))
+        artifact = card.get("artifact")
+        if isinstance(artifact, dict) and isinstance(artifact.get("file"), str):
+            model_file = artifact["file"]
+    try:
+        st = (bundle_dir / model_file).stat()
+        model_stat: tuple[int, int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    except OSError:
+        model_stat = None
+    return Look(bundle_dir.resolve(), hashlib.sha256(card_bytes).hexdigest(), model_stat, created_at)
+
+
+def fingerprint(bundle_dir: Path) -> str:
+    """Identity of a bundle's files as the watcher sees them: path, card bytes, and the model file's stat."""
+    return look(bundle_dir).fingerprint
 
 
 def load_checked(bundle_dir: Path) -> ModelBundle:
@@ -70,15 +139,64 @@ class ModelHolder:
         self.location = Path(location)
         self.metrics = metrics
         self.interval_s = interval_s
-        bundle_dir = resolve(self.location)
-        self.current = load_checked(bundle_dir)  # start-up: a bad model is fatal, raised to the caller
-        self._seen = fingerprint(bundle_dir)
+        #: bundles refused (at start-up or by the watcher): resolved path → the fingerprint that was refused
+        self._refused: dict[Path, str] = {}
+        self._location_error: str | None = None
+        self.current, seen = self._first()  # start-up: no bundle that verifies is fatal, raised to the caller
+        #: what serves, or is staged to serve next: the watcher compares against it (touched by check() only)
+        self._target = seen
         self._pending: ModelBundle | None = None
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         metrics.set_model(self.current.name, self.current.version)
+
+    def _bundles(self) -> list[Path]:
+        """The bundle directories the location holds, newest first."""
+        if (self.location / CARD_FILE).is_file():
+            return [self.location]
+        if self.location.is_dir():
+            bundles = list_bundles(self.location)
+            if not bundles:
+                raise ModelError(f"no model bundle found under {self.location}")
+            return bundles
+        raise ModelError(f"model location {self.location} does not exist")
+
+    def _first(self) -> tuple[ModelBundle, Look]:
+        """The newest bundle that verifies, and the look it was loaded at."""
+        bundles = self._bundles()
+        if not (self.location / CARD_FILE).is_file():
+            listed = {b.resolve() for b in bundles}
+            for card in sorted(self.location.glob(f"*/{CARD_FILE}")):
+                if card.parent.resolve() not in listed:
+                    log.warning("model bundle skipped at start-up: its card is not a readable JSON object",
+                                extra={"path": str(card.parent), "error": f"{card}: unreadable model card"})
+        failures: list[ModelError] = []
+        for bundle_dir in bundles:
+            seen: Look | None = None
+            try:
+                seen = look(bundle_dir)
+                bundle = load_checked(bundle_dir)
+            except ModelError as exc:
+                named = exc if str(bundle_dir) in str(exc) else ModelError(f"{bundle_dir}: {exc}")
+                failures.append(named)
+                self.metrics.model_reloads.labels(result="refused").inc()
+                if seen is not None:
+                    self._refused[seen.path] = seen.fingerprint  # the watcher retries it only once it changes
+                if len(bundles) > 1:
+                    log.warning("model bundle skipped at start-up: it does not verify; trying the next newest",
+                                extra={"path": str(bundle_dir), "error": str(named)})
+                continue
+            if failures:
+                log.warning("serving an older model: every newer bundle was skipped",
+                            extra={"path": str(bundle_dir), "model": bundle.describe(), "skipped": len(failures)})
+            return bundle, seen
+        if len(failures) == 1:
+            raise failures[0]
+        raise ModelError(f"none of the {len(failures)} bundles under {self.location} verifies: "
+                         + "; ".join(str(exc) for exc in failures))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._watch, name="model-watch", daemon=True)
@@ -103,25 +221,60 @@ class ModelHolder:
 
     def check(self) -> bool:
         """Look once; True when a new version is staged for the loop."""
+        with self._check_lock:
+            return self._check()
+
+    def _check(self) -> bool:
         try:
-            bundle_dir = resolve(self.location)
-            seen = fingerprint(bundle_dir)
+            bundles = self._bundles()
         except ModelError as exc:
-            log.warning("model location unreadable; keeping the current model", extra={"error": str(exc)})
+            if str(exc) != self._location_error:  # said once, not every interval
+                log.warning("model location unreadable; keeping the current model", extra={"error": str(exc)})
+            self._location_error = str(exc)
             return False
-        if seen == self._seen:
-            return False
-        self._seen = seen  # a refused version is not retried until its card changes
+        self._location_error = None
+        listed = {b.resolve() for b in bundles}
+        self._refused = {path: fp for path, fp in self._refused.items() if path in listed}
+        target = self._target
+        for bundle_dir in bundles:
+            try:
+                seen = look(bundle_dir)
+            except ModelError:
+                continue  # its card went away since the listing: gone, or being replaced (seen next time)
+            in_place = seen.path == target.path
+            if not in_place and seen.created_at <= target.created_at:
+                break  # older than what serves: hot reload never goes back (module docstring)
+            if seen == target:
+                break  # reached the serving bundle, unchanged: nothing to do
+            if self._refused.get(seen.path) != seen.fingerprint and self._consider(bundle_dir, seen, in_place):
+                return True
+            if in_place:
+                break
+        return False
+
+    def _consider(self, bundle_dir: Path, seen: Look, in_place: bool) -> bool:
+        """Verify and load one changed bundle (in this thread, off the loop); stage it if it passes."""
         try:
+            if in_place and seen.card_sha256 == self._target.card_sha256:
+                # Same card, only the model file's stat moved: still the file the card describes? Then it is
+                # the model that serves (touched, or copied over with the same bytes) and there is nothing to load.
+                verify(bundle_dir)
+                self._refused.pop(seen.path, None)
+                self._target = seen
+                log.info("model file rewritten with the same content; nothing to reload",
+                         extra={"path": str(bundle_dir)})
+                return False
             bundle = load_checked(bundle_dir)
         except ModelError as exc:
+            self._refused[seen.path] = seen.fingerprint  # retried when either file changes
             self.metrics.model_reloads.labels(result="refused").inc()
             log.error("model refused; the current one keeps serving",
-                      extra={"path": str(bundle_dir), "error": str(exc),
-                             "serving": self.current.describe()})
+                      extra={"path": str(bundle_dir), "error": str(exc), "serving": self.current.describe()})
             return False
+        self._refused.pop(seen.path, None)
         with self._lock:
             self._pending = bundle
+        self._target = seen
         log.info("new model staged", extra={"path": str(bundle_dir), "model": bundle.describe()})
         return True
 

@@ -57,3 +57,49 @@ def corrupt_bundle(directory: Path, version: str, created_at: str | None = None)
     card = json.loads((Path(directory) / CARD_FILE).read_text())
     assert card["version"] == version
     return Path(directory)
+
+
+def move_in(built: Path, models_dir: Path, name: str | None = None) -> Path:
+    """Put a finished bundle into a watched directory in one rename, so a watcher never sees it half-made.
+
+    ``built`` must be on the same file system (build it under the test's ``tmp_path``).
+    """
+    dest = Path(models_dir) / (name or Path(built).name)
+    Path(built).rename(dest)
+    return dest
+
+
+def copy_torn(source: Path, dest: Path, model_fraction: float = 0.5) -> Path:
+    """A copy of ``source`` at ``dest`` caught half-way: the whole card, part of the model file.
+
+    The partial model file is written before the card, so a watcher's first sight of ``dest`` (it looks for
+    ``card.json``) is this torn state, never an even earlier one. Finish with :func:`finish_copy`.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True)
+    data = (Path(source) / MODEL_FILE).read_bytes()
+    (dest / MODEL_FILE).write_bytes(data[: int(len(data) * model_fraction)])
+    (dest / CARD_FILE).write_bytes((Path(source) / CARD_FILE).read_bytes())
+    return dest
+
+
+def finish_copy(source: Path, dest: Path) -> Path:
+    """Write the rest of the model file (in place, as a copy does) so ``dest`` matches ``source``."""
+    data = (Path(source) / MODEL_FILE).read_bytes()
+    with (Path(dest) / MODEL_FILE).open("r+b") as fh:
+        fh.seek(0, 2)
+        fh.write(data[fh.tell():])
+    return Path(dest)
+
+
+def other_model_bytes(bundle: Path) -> bytes:
+    """A sound model file that differs from ``bundle``'s (build_bundle is deterministic: same bytes every time)."""
+    import io
+
+    import joblib
+
+    payload = joblib.load(Path(bundle) / MODEL_FILE)  # our own freshly built file
+    payload["note"] = "a different build"
+    buffer = io.BytesIO()
+    joblib.dump(payload, buffer)
+    return buffer.getvalue()
