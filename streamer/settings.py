@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         default="none", description="compression for produced events"
     )
     heartbeat_timeout_s: float = Field(
-        default=30.0, gt=0, description="/healthz fails when the loop is quieter than this"
+        default=30.0, gt=0, description="how long the loop may be quiet before /healthz fails"
     )
     shutdown_timeout_s: float = Field(default=8.0, gt=0, description="budget to drain, flush and commit on SIGTERM")
     security_protocol: SecurityProtocol = Field(

@@ -21,8 +21,8 @@ DEFAULT_PIDFILE = Path(".cache/newsstream-broker.json")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "run", "status"],
-                        help="start: run it in the background; stop: stop the one started; run: run it in the "
-                             "foreground; status: say whether it is up.")
+                        help="Start runs it in the background, stop stops the one started, run keeps it in the "
+                             "foreground, status says whether it is up.")
     parser.add_argument("--port", type=int, default=9092, help="Port on 127.0.0.1 (default 9092).")
     parser.add_argument("--pidfile", type=Path, default=DEFAULT_PIDFILE,
                         help="Where start and stop keep the process id.")
