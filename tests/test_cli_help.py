@@ -37,8 +37,9 @@ def test_every_help_text_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_offline_classify_does_not_import_kafka(model_v1: Path, tmp_path: Path) -> None:
+    examples = str(ROOT / "examples" / "articles.jsonl")
     code = ("import sys; from newsstream.cli import main; "
-            f"rc = main(['classify', '--model', {str(model_v1)!r}, '--input', {str(ROOT / 'examples' / 'articles.jsonl')!r},"
+            f"rc = main(['classify', '--model', {str(model_v1)!r}, '--input', {examples!r},"
             f" '--output', {str(tmp_path / 'out.jsonl')!r}]); "
             "assert rc == 0, rc; "
             "loaded = sorted(m for m in sys.modules if m == 'kafka' or m.startswith('kafka.')); "

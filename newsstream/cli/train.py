@@ -9,11 +9,13 @@ HELP = "Train the model heads on labeled data and write a verified model bundle.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", type=Path, metavar="FILE",
-                        help="A labeled JSON Lines or CSV file (repeatable); default: newsevents/train.jsonl and the mapped corpora.")
+                        help="A labeled JSON Lines or CSV file (repeatable); default: newsevents/train.jsonl and the "
+                             "mapped corpora.")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="The datasets root (default: $NEWSSTREAM_DATA_DIR, else ../shared/datasets).")
     parser.add_argument("--annotations", action="append", type=Path, metavar="FILE",
-                        help="Label-only JSON Lines ({id, topic, incident, sure}) joined to the raw text by id (repeatable); "
+                        help="Label-only JSON Lines ({id, topic, incident, sure}) joined to the raw text by id "
+                             "(repeatable); "
                              "default: training/annotations/*.jsonl with the default recipe. Label-only files "
                              "given to --data are read this way too.")
     parser.add_argument("--no-annotations", action="store_true",

@@ -68,7 +68,7 @@ def workload(partitions: int, limits: list[int]) -> tuple[list[tuple[int, bytes 
     for limit in limits:
         sizes += [limit - 700, limit - 1, limit, limit + 1, limit + 700]
         sizes += [limit + rng.randint(-900, 900) for _ in range(2)]
-    sizes = sorted(set(sizes + [2 * 2**20, 6 * 2**20]))  # limits may coincide: one record per size
+    sizes = sorted({*sizes, 2 * 2**20, 6 * 2**20})  # limits may coincide: one record per size
     messages: list[tuple[int, bytes | None, bytes | None]] = []
     good: set[str] = set()
     bad: dict[bytes, int] = {}
