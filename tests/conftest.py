@@ -136,12 +136,14 @@ def article(i: int, prefix: str = "art") -> dict[str, Any]:
             "source": "tests", "extra_field": {"n": i}}
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> dict[int, int]:
-    """Send (key, value) pairs, acks=all; returns partition → end offset (last offset + 1)."""
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]],
+            partitions: list[int] | None = None, **config: Any) -> dict[int, int]:
+    """Send (key, value) pairs, acks=all, to the ``partitions`` given (default: by key); partition → end offset."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    futures = [producer.send(topic, key=k, value=v) for k, v in messages]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **config)
+    where = partitions if partitions is not None else [None] * len(messages)
+    futures = [producer.send(topic, key=k, value=v, partition=p) for (k, v), p in zip(messages, where, strict=True)]
     producer.flush()
     ends: dict[int, int] = {}
     for f in futures:

@@ -5,21 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from newsstream.cli.paths import REPO_ROOT
+
 HELP = "Score a model bundle on labeled data: accuracy, macro-F1 and per-class F1 per head."
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="The bundle directory (default: the newest under models/).")
-    parser.add_argument("--models-dir", type=Path, default=_repo_root() / "models", help=argparse.SUPPRESS)
+    parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, required=True, help="A labeled JSON Lines or CSV file.")
     parser.add_argument("--skip-invalid", action="store_true", help="Skip bad rows (counted) instead of stopping.")
     parser.add_argument("--json", action="store_true", help="Print the metrics as one JSON object.")
-
-
-def _repo_root() -> Path:
-    from training.data import REPO_ROOT
-
-    return REPO_ROOT
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from newsstream.cli.paths import REPO_ROOT
+
 HELP = "Train the model heads on labeled data and write a verified model bundle."
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dev", action="store_true", help="Do not score a dev file.")
     parser.add_argument("--mapped", default=None,
                         help="Comma-separated mapped corpora to add (default: the recipe's; 'none' for none).")
-    parser.add_argument("--out", type=Path, default=_repo_root() / "models", help="The models directory.")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models", help="The models directory.")
     parser.add_argument("--name", default="newsstream")
     parser.add_argument("--version", default="1.1.0",
                         help="The bundle version; an existing <out>/<name>-<version> is refused unless --force.")
@@ -36,12 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-invalid", action="store_true", help="Skip bad rows (counted) instead of stopping.")
     parser.add_argument("--select", action="store_true", help="Re-run the model-selection comparison first (slow).")
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-
-
-def _repo_root() -> Path:
-    from training.data import REPO_ROOT
-
-    return REPO_ROOT
 
 
 def run(args: argparse.Namespace) -> int:

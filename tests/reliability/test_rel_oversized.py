@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SESSION_TIMEOUT_MS, Topics, article, committed, headers_of, read_all
+from conftest import SESSION_TIMEOUT_MS, Topics, article, committed, headers_of, produce, read_all
 
 MAX_MESSAGE = 20_000
 PREFIX = 4096
@@ -47,17 +47,8 @@ def sized(key: str, n: int) -> bytes:
 
 
 def _produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes | None, bytes | None]]) -> dict[int, int]:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=32 * 2**20)
-    futures = [producer.send(topic, key=k, value=v, partition=p) for p, k, v in messages]
-    producer.flush()
-    ends: dict[int, int] = {}
-    for f in futures:
-        md = f.get(timeout=30)
-        ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
-    producer.close()
-    return ends
+    return produce(bootstrap, topic, [(k, v) for _p, k, v in messages], [p for p, _k, _v in messages],
+                   max_request_size=32 * 2**20)
 
 
 def workload(partitions: int, limits: list[int]) -> tuple[list[tuple[int, bytes | None, bytes | None]],
