@@ -139,7 +139,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for b in range(0, len(picked), args.batch):
         with (args.out / f"batch_{b // args.batch:02d}.jsonl").open("w", encoding="utf-8") as fh:
-            for doc_id, why in picked[b:b + args.batch]:
+            for doc_id, _why in picked[b:b + args.batch]:
                 title, text = docs[doc_id]
                 # no hint of why it was picked: annotators label blind to the model
                 fh.write(json.dumps({"id": doc_id, "title": title, "text": text[:SHOWN_CHARS]},
