@@ -334,6 +334,15 @@ def is_label_only(path: Path) -> bool:
     return False
 
 
+def eval_ids(directory: Path = ANNOTATION_DIR) -> frozenset[str]:
+    """Ids of our own evaluation rows (``eval/*.jsonl``): held out of training like dev."""
+    folder = Path(directory) / "eval"
+    ids: set[str] = set()
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        ids |= {json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    return frozenset(ids)
+
+
 def default_files(directory: Path = ANNOTATION_DIR) -> list[Path]:
     return sorted(p for p in Path(directory).glob("*.jsonl") if p.is_file()) if Path(directory).is_dir() else []
 

@@ -232,8 +232,11 @@ def run(args: Any) -> int:
         return 2
     for message in report.errors[:20]:
         print(f"skipped: {message}", file=sys.stderr)
+    # Our own held-out rows (the thin-class evaluation set of annotation round 2) are treated like dev: never
+    # trained on, and neither are their near-duplicates or mapped rows with their ids.
+    eval_ids = ann.eval_ids()
     dev_keys = {text_key(r.title, r.text) for r in dev_rows}
-    dev_ids = {r.id for r in dev_rows}
+    dev_ids = {r.id for r in dev_rows} | eval_ids
     annotated = clean([r for r in raw if r.id not in dev_ids], reserved, report, exclude_keys=dev_keys)
     n_annotated = len(annotated)
 
@@ -245,7 +248,7 @@ def run(args: Any) -> int:
         try:
             ann_rows, ann_report = ann.load_annotations(
                 annotation_files, root, reserved, newsevents_ids,
-                heldout=ann.heldout_keys(root, reserved, dev_rows), skip_invalid=args.skip_invalid,
+                heldout=ann.heldout_keys(root, reserved | eval_ids, dev_rows), skip_invalid=args.skip_invalid,
             )
         except DataError as exc:
             print(f"newsstream train: {exc}", file=sys.stderr)
