@@ -131,11 +131,18 @@ FOCUS_WORDS = {
 }
 
 
-def focus(docs: dict[str, tuple[str, str]], model_dir: Path, per_class: int, seed: int) -> list[tuple[str, str]]:
-    """(id, class) for the focus classes: vocabulary match, then the model's probability of the class, highest first."""
+def focus(docs: dict[str, tuple[str, str]], model_dir: Path, per_class: int, seed: int,
+          wanted: dict[str, int] | None = None) -> list[tuple[str, str]]:
+    """(id, class) for the focus classes: vocabulary match, then the model's probability of the class, highest first.
+
+    ``wanted`` (class → how many) replaces ``per_class`` for the classes it names, and drops the round-robin over
+    sources: the most probable documents first, wherever they come from (a third pass, for the hardest classes).
+    """
     bundle = load_bundle(model_dir)
     chosen: dict[str, str] = {}
     for label, pattern in FOCUS_WORDS.items():
+        if wanted is not None and label not in wanted:
+            continue
         head = "topic" if label in WEAK_TOPICS else "incident"
         rx = re.compile(pattern, re.I)
         ids = sorted(i for i in docs if i not in chosen and rx.search(" ".join(docs[i])))
@@ -144,11 +151,11 @@ def focus(docs: dict[str, tuple[str, str]], model_dir: Path, per_class: int, see
         proba = bundle.predict_proba([docs[i] for i in ids])[head][:, list(bundle.labels[head]).index(label)]
         by_source: dict[str, list[str]] = {}
         for r in np.argsort(-proba, kind="stable"):
-            by_source.setdefault(ids[r].partition(":")[0], []).append(ids[r])
-        n = 0
-        while n < per_class and any(by_source.values()):
+            by_source.setdefault("all" if wanted else ids[r].partition(":")[0], []).append(ids[r])
+        n, limit = 0, (wanted or {}).get(label, per_class)
+        while n < limit and any(by_source.values()):
             for q in by_source.values():
-                if q and n < per_class:
+                if q and n < limit:
                     chosen[q.pop(0)] = f"focus:{label}"
                     n += 1
     picked = list(chosen.items())
@@ -173,13 +180,17 @@ def main() -> int:
     parser.add_argument("--focus", action="store_true",
                         help="Second pass: the classes still under 150 rows (FOCUS_WORDS), --per-class each.")
     parser.add_argument("--prefix", default="batch", help="File name prefix of the batches.")
+    parser.add_argument("--wanted", default=None,
+                        help="With --focus: class=count,… (most probable first, no round-robin over sources).")
     args = parser.parse_args()
     if args.out.resolve().is_relative_to(REPO_ROOT):
         parser.error("--out must be outside the repository: the batches hold corpus text")
     root = data_dir(args.data_dir)
     docs = candidates(root, args.seed)
     if args.focus:
-        picked = focus(docs, args.model, args.per_class, args.seed)
+        wanted = ({k: int(v) for k, v in (item.split("=") for item in args.wanted.split(","))}
+                  if args.wanted else None)
+        picked = focus(docs, args.model, args.per_class, args.seed, wanted)
     else:
         picked = pick(docs, args.model, args.per_class, args.extra, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
