@@ -23,7 +23,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
-from streamer.features import ArticleText, Doc, HashedTfidf, softmax_rows
+from streamer.features import (
+    ArticleText,
+    CalibratedLinearHead,
+    Doc,
+    FastHashedTfidf,
+    HashedTfidf,
+    softmax_rows,
+)
 from streamer.taxonomy import HEADS, NO_INCIDENT
 from training.data import LabeledRow
 
@@ -32,7 +39,7 @@ from training.data import LabeledRow
 class Recipe:
     """Every modelling choice in one place; the card stores it so a bundle can be rebuilt."""
 
-    analyzer: str = "word"  # "word" or "char_wb"
+    analyzer: str = "word"  # "word" or "char_wb"; with featurizer="fast" also "word+char_wb"
     ngram_max: int = 2
     max_chars: int = 2000  # how much body text is read (0 = all)
     cue_sentences: int = 0  # incident sentences pulled forward from long articles
@@ -43,14 +50,25 @@ class Recipe:
     C: float = 0.3
     class_weight: str | None = "balanced"
     tune_none_shift: bool = True
+    # "hashed": HashedTfidf (1.x bundles; a Python analyzer per document). "fast": FastHashedTfidf, vectorized
+    # word and char_wb n-grams, ~9x faster on words alone, which is what makes character n-grams affordable.
+    featurizer: str = "hashed"
+    char_min: int = 2  # char_wb n-gram lengths (featurizer="fast" with a char_wb analyzer)
+    char_max: int = 5
+    char_max_features: int = 100_000
+    char_chars: int = 0  # char n-grams from the composed text's first char_chars characters (0 = all of it)
 
     def label(self) -> str:
         weight = "bal" if self.class_weight else "unw"
         chars = "all" if self.max_chars == 0 else str(self.max_chars)
-        return (
-            f"{self.analyzer}1-{self.ngram_max} {self.classifier} C={self.C:g} {weight} "
-            f"chars={chars} cues={self.cue_sentences}"
-        )
+        analyzer = f"{self.analyzer}1-{self.ngram_max}"
+        if self.featurizer == "fast":
+            parts = [f"word1-{self.ngram_max}"] if self.analyzer != "char_wb" else []
+            if self.analyzer != "word":
+                span = f"@{self.char_chars}" if self.char_chars else ""
+                parts.append(f"char_wb{self.char_min}-{self.char_max}{span}")
+            analyzer = "+".join(parts) + " fast"
+        return f"{analyzer} {self.classifier} C={self.C:g} {weight} chars={chars} cues={self.cue_sentences}"
 
 
 DEFAULT_RECIPE = Recipe()
@@ -61,13 +79,30 @@ def build_features(recipe: Recipe) -> Pipeline:
     text = ArticleText(
         max_chars=recipe.max_chars, title_repeat=recipe.title_repeat, cue_sentences=recipe.cue_sentences
     )
-    vectorizer = HashedTfidf(
-        analyzer=recipe.analyzer,
-        bigrams=recipe.ngram_max >= 2,
-        char_ngram=(3, max(3, recipe.ngram_max)),
-        min_df=recipe.min_df,
-        max_features=recipe.max_features,
-    )
+    vectorizer: BaseEstimator
+    if recipe.featurizer == "fast":
+        vectorizer = FastHashedTfidf(
+            analyzer=recipe.analyzer,
+            word_ngram=(1, recipe.ngram_max),
+            char_ngram=(recipe.char_min, recipe.char_max),
+            lowercase=False,  # ArticleText lower-cases already
+            min_df=recipe.min_df,
+            word_max_features=recipe.max_features,
+            char_max_features=recipe.char_max_features,
+            char_max_chars=recipe.char_chars,
+        )
+    elif recipe.featurizer == "hashed":
+        if recipe.analyzer not in ("word", "char_wb"):
+            raise ValueError(f"featurizer 'hashed' takes analyzer 'word' or 'char_wb', not {recipe.analyzer!r}")
+        vectorizer = HashedTfidf(
+            analyzer=recipe.analyzer,
+            bigrams=recipe.ngram_max >= 2,
+            char_ngram=(3, max(3, recipe.ngram_max)),
+            min_df=recipe.min_df,
+            max_features=recipe.max_features,
+        )
+    else:
+        raise ValueError(f"unknown featurizer {recipe.featurizer!r} (expected 'hashed' or 'fast')")
     return Pipeline([("text", text), ("tfidf", vectorizer)])
 
 
@@ -95,6 +130,8 @@ def _head_rows(rows: Sequence[LabeledRow], head: str) -> tuple[np.ndarray, list[
 
 def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int) -> dict[str, Any]:
     heads: dict[str, Any] = {}
+    if hasattr(x, "tocsr"):
+        x = x.tocsr()  # FastHashedTfidf gives CSC (fast heads); row selection and liblinear want rows
     # One BLAS/OpenMP thread: a reduction split over threads sums in another order, so the weights (and the model
     # file's bytes) would follow the machine's core count. liblinear is single-threaded anyway, so this costs
     # nothing measurable; it guards the logreg recipe and the calibration's dense steps.
@@ -104,8 +141,21 @@ def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int) -> 
             clf = build_classifier(recipe, seed)
             clf.fit(x[idx], y)
             _shrink(clf)
-            heads[head] = clf
+            heads[head] = compact_head(clf, x[idx[:256]]) if recipe.featurizer == "fast" else clf
     return heads
+
+
+def compact_head(clf: Any, sample: Any) -> Any:
+    """A calibrated LinearSVC as :class:`CalibratedLinearHead` (3-4× faster on FastHashedTfidf's column-major
+    output), after checking it gives the same probabilities on ``sample``; other classifiers stay as they are."""
+    if not isinstance(clf, CalibratedClassifierCV) or clf.ensemble or clf.method != "sigmoid":
+        return clf
+    head = CalibratedLinearHead.from_calibrated(clf)
+    expected = clf.predict_proba(sample)
+    got = head.predict_proba(sample.tocsc())
+    if not np.allclose(got, expected, rtol=0, atol=1e-6):
+        raise RuntimeError(f"CalibratedLinearHead differs from the classifier by {np.abs(got - expected).max():.3g}")
+    return head
 
 
 def _shrink(clf: Any) -> None:
