@@ -6,6 +6,7 @@ cross-validated comparison first (slow) and rewrites that file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -67,6 +68,30 @@ VARIES_BETWEEN_RUNS = (
 VARIES_WITH_CHECKOUT = ("git_commit",)
 VARIES_WITH_INPUT_PATHS = ("data.root", "data.sources", "data.load.files", "data.dev.path", "data.annotations.files")
 
+
+
+def override_recipe(recipe: Recipe, spec: str) -> Recipe:
+    """``"featurizer=fast,char_chars=1000"`` → the recipe with those fields replaced, each cast to its field's type.
+
+    >>> override_recipe(Recipe(), "featurizer=fast,char_chars=1000,C=0.5").label()
+    'word1-2 fast svm C=0.5 bal chars=2000 cues=0'
+    """
+    fields = {f.name: f for f in dataclasses.fields(recipe)}
+    changes: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in fields:
+            raise ValueError(f"unknown recipe field {name!r} (fields: {', '.join(fields)})")
+        current = getattr(recipe, name)
+        if isinstance(current, bool):
+            changes[name] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, int):
+            changes[name] = int(value)
+        elif isinstance(current, float):
+            changes[name] = float(value)
+        else:
+            changes[name] = None if value in ("", "none", "None") else value
+    return dataclasses.replace(recipe, **changes)
 
 
 def _git_commit() -> str:
@@ -201,6 +226,12 @@ def run(args: Any) -> int:
         print(f"newsstream train: {exc}", file=sys.stderr)
         return 2
     recipe, table, mapped_names = load_selection()
+    if getattr(args, "recipe", None):
+        try:
+            recipe = override_recipe(recipe, args.recipe)
+        except ValueError as exc:
+            print(f"newsstream train: --recipe: {exc}", file=sys.stderr)
+            return 2
     if args.mapped is not None:
         mapped_names = [] if args.mapped.strip() in ("", "none") else [m.strip() for m in args.mapped.split(",")]
     elif args.data:

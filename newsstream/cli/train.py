@@ -33,7 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="The bundle version; an existing <out>/<name>-<version> is refused unless --force.")
     parser.add_argument("--force", action="store_true",
                         help="Replace an existing bundle of this name and version (swapped in whole, once verified).")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Random seed of the folds and the classifiers.")
+    parser.add_argument("--recipe", default=None, metavar="FIELD=VALUE,…",
+                        help="Override fields of the chosen recipe (training/selection.json), for example "
+                             "featurizer=fast,analyzer=word+char_wb,char_chars=1000.")
     parser.add_argument("--folds", type=int, default=3, help="Cross-validation folds for the none-shift and --select.")
     parser.add_argument("--skip-invalid", action="store_true", help="Skip bad rows (counted) instead of stopping.")
     parser.add_argument("--select", action="store_true", help="Re-run the model-selection comparison first (slow).")
