@@ -13,14 +13,16 @@ from typing import Any
 #: (category, markers: any one frame containing any marker) — checked in order.
 MAIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("model: heads (predict_proba)", ("sklearn/linear_model", "sklearn/calibration", "sklearn/svm",
-                                      "sklearn/isotonic", "softmax_rows")),
+                                      "sklearn/isotonic", "softmax_rows",
+                                      # 2.x heads: CalibratedLinearHead lives beside the featurizer
+                                      "predict_proba (streamer/features.py", "predict (streamer/features.py")),
     ("features: text + hashing TF-IDF", ("streamer/features.py", "sklearn/feature_extraction", "sklearn/pipeline",
-                                         "sklearn/preprocessing", "HashedTfidf", "ArticleText")),
+                                         "sklearn/preprocessing", "HashedTfidf", "FastHashedTfidf", "ArticleText")),
     ("model: rest of classify (top-k dicts, prior shift)", ("classify (streamer/artifact.py",)),
     ("input: JSON decode", ("loads (json", "decode (json", "raw_decode (json")),
     ("input: pydantic validation", ("validate_article", "model_validate")),
     ("output: enrich (model_dump)", ("enrich (streamer/schemas.py",)),
-    ("output: JSON encode", ("dumps (streamer/worker.py", "encode (json")),
+    ("output: JSON encode", ("dumps (streamer/pipeline.py", "dumps (streamer/worker.py", "encode (json")),
     ("kafka: produce (send → buffer)", ("send (kafka/producer",)),
     ("kafka: flush + ack wait", ("flush (kafka/producer",)),
     ("kafka: commit", ("commit (kafka/consumer",)),
