@@ -101,10 +101,6 @@ class Processed:
     outputs: list[Output] = field(default_factory=list)
 
     @property
-    def events(self) -> list[Output]:
-        return [o for o in self.outputs if o.rejection is None]
-
-    @property
     def predictions(self) -> list[dict[str, Any]]:
         return [o.prediction for o in self.outputs if o.rejection is None and o.prediction is not None]
 
@@ -236,6 +232,7 @@ def process(records: Sequence[Record], bundle: ModelBundle, limits: Limits, outp
     headers = [("schema-version", SCHEMA_VERSION.encode()), ("model-name", model["name"].encode()),
                ("model-version", model["version"].encode()), ("content-type", b"application/json")]
     processed_at = processed_at or now_iso()
+    headers_bytes = record_size(None, None, headers)  # the same headers on every event: counted once a batch
     out = Processed()
     for (rec, article), prediction in zip(valid, predictions, strict=True):
         if isinstance(prediction, Exception):
@@ -250,7 +247,7 @@ def process(records: Sequence[Record], bundle: ModelBundle, limits: Limits, outp
                                         f"the enriched event cannot be encoded: {exc}")))
             continue
         key = article.id.encode()
-        size = record_size(key, value, headers)
+        size = len(key) + len(value) + headers_bytes
         if size > limits.max_output_bytes:
             dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
                                         f"enriched event is {size} bytes, limit {limits.max_output_bytes}")))

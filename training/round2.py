@@ -52,7 +52,7 @@ def pool_ids(root: Path) -> Iterator[str]:
         yield from (f"reuters:{m}" for m in re.findall(r'NEWID="(\d+)"', path.read_bytes().decode("latin-1")))
 
 
-def candidates(root: Path, seed: int) -> dict[str, tuple[str, str]]:
+def candidates(root: Path) -> dict[str, tuple[str, str]]:
     reserved = read_reserved(root)
     train = read_rows(root / "newsevents" / "train.jsonl")
     dev = read_rows(root / "newsevents" / "dev.jsonl")
@@ -87,24 +87,14 @@ def pick(docs: dict[str, tuple[str, str]], model_dir: Path, per_class: int, extr
         labels = list(bundle.labels[head])
         proba = probas[head]
         order = np.argsort(-proba, axis=1)
-        margin = proba[np.arange(len(ids)), order[:, 0]] - proba[np.arange(len(ids)), order[:, 1]]
+        margin = _margin(proba)
         for label in weak:
             j = labels.index(label)
             top2 = (order[:, 0] == j) | (order[:, 1] == j)
             rows = np.flatnonzero(top2 & (proba[:, j] >= 0.05))
-            # least sure first, but never only one source: round-robin over sources by that order
-            by_source: dict[str, list[int]] = {}
-            for r in rows[np.argsort(margin[rows], kind="stable")]:
-                by_source.setdefault(ids[r].partition(":")[0], []).append(int(r))
-            queues = list(by_source.values())
-            n = 0
-            while n < per_class and any(queues):
-                for q in queues:
-                    while q and ids[q[0]] in chosen:
-                        q.pop(0)
-                    if q and n < per_class:
-                        chosen[ids[q.pop(0)]] = f"{head}:{label}"
-                        n += 1
+            # least sure first, but never only one source
+            _take([ids[r] for r in rows[np.argsort(margin[rows], kind="stable")]], per_class, chosen,
+                  f"{head}:{label}")
     rest = [i for i in ids if i not in chosen]
     topic_margin = {i: m for i, m in zip(ids, _margin(probas["topic"]), strict=True)}
     incident_margin = {i: m for i, m in zip(ids, _margin(probas["incident"]), strict=True)}
@@ -149,18 +139,27 @@ def focus(docs: dict[str, tuple[str, str]], model_dir: Path, per_class: int, see
         if not ids:
             continue
         proba = bundle.predict_proba([docs[i] for i in ids])[head][:, list(bundle.labels[head]).index(label)]
-        by_source: dict[str, list[str]] = {}
-        for r in np.argsort(-proba, kind="stable"):
-            by_source.setdefault("all" if wanted else ids[r].partition(":")[0], []).append(ids[r])
-        n, limit = 0, (wanted or {}).get(label, per_class)
-        while n < limit and any(by_source.values()):
-            for q in by_source.values():
-                if q and n < limit:
-                    chosen[q.pop(0)] = f"focus:{label}"
-                    n += 1
+        _take([ids[r] for r in np.argsort(-proba, kind="stable")], (wanted or {}).get(label, per_class), chosen,
+              f"focus:{label}", by_source=wanted is None)
     picked = list(chosen.items())
     random.Random(seed).shuffle(picked)
     return picked
+
+
+def _take(ordered: list[str], limit: int, chosen: dict[str, str], tag: str, by_source: bool = True) -> None:
+    """Add up to ``limit`` ids not chosen yet to ``chosen`` (as ``tag``), in order; ``by_source``: round-robin over
+    the corpora (the id prefix), each in that order, so no one source fills a class."""
+    queues: dict[str, list[str]] = {}
+    for doc_id in ordered:
+        queues.setdefault(doc_id.partition(":")[0] if by_source else "all", []).append(doc_id)
+    n = 0
+    while n < limit and any(queues.values()):
+        for q in queues.values():
+            while q and q[0] in chosen:
+                q.pop(0)
+            if q and n < limit:
+                chosen[q.pop(0)] = tag
+                n += 1
 
 
 def _margin(proba: np.ndarray) -> np.ndarray:
@@ -186,7 +185,7 @@ def main() -> int:
     if args.out.resolve().is_relative_to(REPO_ROOT):
         parser.error("--out must be outside the repository: the batches hold corpus text")
     root = data_dir(args.data_dir)
-    docs = candidates(root, args.seed)
+    docs = candidates(root)
     if args.focus:
         wanted = ({k: int(v) for k, v in (item.split("=") for item in args.wanted.split(","))}
                   if args.wanted else None)
