@@ -57,7 +57,8 @@ class App:
         metrics = Metrics(registry)
         location = settings.model_path or default_models_dir()
         try:
-            models = ModelHolder(location, metrics, settings.model_watch_interval_s)
+            models = ModelHolder(location, metrics, settings.model_watch_interval_s,
+                                 settings.model_allow_taxonomy_change)
         except ModelError as exc:
             raise StartupError(f"cannot load the model from {location}: {exc}", 3) from exc
         health = Health(settings.heartbeat_timeout_s)

@@ -3,13 +3,15 @@
 A bundle is a directory ``models/<name>-<version>/`` holding ``model.joblib`` and ``card.json``. The card
 records the sha256 of ``model.joblib``; :func:`load_bundle` hashes the file and compares *before* unpickling,
 because unpickling runs code. It also refuses a bundle built with another scikit-learn minor version
-(pickles are not portable across them) and one whose labels leave the taxonomy.
+(pickles are not portable across them) and one whose labels leave its taxonomy. The taxonomy travels in the
+card (``taxonomy``: heads, labels, event field names); a card without one (bundles ≤ 2.0.0) means the default
+news taxonomy, so older bundles load unchanged.
 
 The joblib payload is a dict::
 
     {"format": 1,
      "features": transformer or None,   # docs -> feature matrix, computed once for both heads
-     "heads": {"topic": clf, "incident": clf},   # each has predict_proba and classes_
+     "heads": {"topic": clf, "incident": clf},   # one per taxonomy head; each has predict_proba and classes_
      "log_prior_shift": {"incident": array or None, ...}}   # class-aware thresholds, see below
 
 ``log_prior_shift`` is added to the log-probabilities before renormalising: a shift of ``+b`` on ``none``
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from streamer.features import Doc, softmax_rows
-from streamer.taxonomy import HEADS
+from streamer.taxonomy import Taxonomy, TaxonomyError
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -83,21 +85,28 @@ class ModelBundle:
     card: dict[str, Any]
     path: Path | None = None
     labels: dict[str, tuple[str, ...]] = field(init=False)
+    taxonomy: Taxonomy = field(init=False)
     _shift: dict[str, np.ndarray | None] = field(init=False)
 
     def __post_init__(self) -> None:
+        try:
+            self.taxonomy = Taxonomy.of_card(self.card)
+        except TaxonomyError as exc:
+            raise ModelError(str(exc)) from exc
+        allowed = self.taxonomy.labels
         heads = self.payload.get("heads")
-        if not isinstance(heads, dict) or set(heads) != set(HEADS):
-            raise ModelError(f"bundle must have exactly the heads {sorted(HEADS)}, got {sorted(heads or {})}")
+        if not isinstance(heads, dict) or set(heads) != set(allowed):
+            raise ModelError(f"bundle must have exactly the taxonomy's heads {sorted(allowed)}, "
+                             f"got {sorted(heads or {})}")
         self.labels = {}
         self._shift = {}
         for head, clf in heads.items():
             classes = tuple(str(c) for c in getattr(clf, "classes_", ()))
             if not classes:
                 raise ModelError(f"head {head!r} is not fitted (no classes_)")
-            outside = sorted(set(classes) - set(HEADS[head]))
+            outside = sorted(set(classes) - set(allowed[head]))
             if outside:
-                raise ModelError(f"head {head!r} predicts labels outside the taxonomy: {outside}")
+                raise ModelError(f"head {head!r} predicts labels outside its taxonomy: {outside}")
             self.labels[head] = classes
             shift = (self.payload.get("log_prior_shift") or {}).get(head)
             if shift is not None:
@@ -132,11 +141,12 @@ class ModelBundle:
     def classify(self, docs: Sequence[Doc], top_k: int = 3) -> list[dict[str, Any]]:
         """One dict per document, the ``classify`` / worker schema's prediction part.
 
-        Keys: ``topic`` and ``incident`` (best ``{"label", "score"}``), ``topics`` and ``incidents`` (top-k).
+        Keys: per head, its name (best ``{"label", "score"}``) and its plural (top-k): ``topic``/``topics`` and
+        ``incident``/``incidents`` for the default taxonomy.
         """
         probas = self.predict_proba(docs)
         results: list[dict[str, Any]] = [{} for _ in docs]
-        plural = {"topic": "topics", "incident": "incidents"}
+        plural = self.taxonomy.plurals
         for head, proba in probas.items():
             labels = self.labels[head]
             k = min(top_k, len(labels))
@@ -156,7 +166,7 @@ def save_bundle(directory: Path, payload: dict[str, Any], card: dict[str, Any]) 
     import joblib
 
     payload = {"format": FORMAT_VERSION, **payload}
-    ModelBundle(payload, card)  # refuse to write what could not be loaded
+    taxonomy = ModelBundle(payload, card).taxonomy  # refuse to write what could not be loaded
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE
     with tempfile.NamedTemporaryFile(dir=directory, prefix=".model-", delete=False) as tmp:
@@ -165,7 +175,8 @@ def save_bundle(directory: Path, payload: dict[str, Any], card: dict[str, Any]) 
     os.replace(tmp_path, model_path)
     card = dict(card)
     card["format"] = FORMAT_VERSION
-    card["labels"] = {head: list(HEADS[head]) for head in HEADS}
+    card["labels"] = {head: list(labels) for head, labels in taxonomy.labels.items()}
+    card["taxonomy"] = taxonomy.as_dict()
     card["libraries"] = {**library_versions(), **card.get("libraries", {})}
     card["artifact"] = {"file": MODEL_FILE, "sha256": sha256_file(model_path), "bytes": model_path.stat().st_size}
     card_tmp = directory / (CARD_FILE + ".tmp")
@@ -212,11 +223,18 @@ def verify(directory: Path, card: dict[str, Any] | None = None) -> dict[str, Any
             f"{directory}: built with scikit-learn {built_with or '?'}, running {sklearn.__version__}; "
             "retrain or install the matching version"
         )
+    try:
+        taxonomy = Taxonomy.of_card(card)
+    except TaxonomyError as exc:
+        raise ModelError(f"{directory}: {exc}") from exc
     labels = card.get("labels") or {}
-    for head, allowed in HEADS.items():
+    for head, allowed in taxonomy.labels.items():
         outside = sorted(set(labels.get(head, [])) - set(allowed))
         if outside:
-            raise ModelError(f"{directory}: card lists {head} labels outside the taxonomy: {outside}")
+            raise ModelError(f"{directory}: card lists {head} labels outside its taxonomy: {outside}")
+    extra = sorted(set(labels) - set(taxonomy.labels))
+    if extra:
+        raise ModelError(f"{directory}: card lists heads its taxonomy does not have: {extra}")
     return card
 
 
@@ -267,27 +285,31 @@ def check_bundle(bundle: ModelBundle, docs: Sequence[Doc], tmp_dir: Path | None 
     """The contract every bundle meets (river-style): raises ``AssertionError`` naming what broke.
 
     - predictions are deterministic (same input twice → same output);
-    - every label is in the taxonomy and each head's scores sum to 1;
+    - every label is in the bundle's taxonomy (its card's, not a constant) and each head's scores sum to 1;
     - a save/load round trip (when ``tmp_dir`` is given) predicts the same.
     """
     assert docs, "check_bundle needs at least one document"
     first = bundle.predict_proba(docs)
     second = bundle.predict_proba(docs)
-    for head in HEADS:
-        assert set(bundle.labels[head]) <= set(HEADS[head]), f"{head}: labels outside the taxonomy"
+    taxonomy = bundle.taxonomy.labels
+    assert set(bundle.labels) == set(taxonomy), f"heads {sorted(bundle.labels)} differ from {sorted(taxonomy)}"
+    for head in taxonomy:
+        assert set(bundle.labels[head]) <= set(taxonomy[head]), f"{head}: labels outside the taxonomy"
         assert first[head].shape == (len(docs), len(bundle.labels[head])), f"{head}: wrong shape"
         assert np.array_equal(first[head], second[head]), f"{head}: predictions are not deterministic"
         sums = first[head].sum(axis=1)
         assert np.allclose(sums, 1.0, atol=1e-6), f"{head}: scores do not sum to 1 ({sums.min()}..{sums.max()})"
         assert np.all(first[head] >= 0), f"{head}: negative scores"
     for result in bundle.classify(docs):
-        for head, plural in (("topic", "topics"), ("incident", "incidents")):
-            assert result[head]["label"] in HEADS[head]
+        assert set(result) == set(taxonomy) | set(bundle.taxonomy.plurals.values()), f"keys {sorted(result)}"
+        for head, plural in bundle.taxonomy.plurals.items():
+            assert result[head]["label"] in taxonomy[head]
             assert result[plural][0] == result[head]
     if tmp_dir is not None:
         card = {k: v for k, v in bundle.card.items() if k not in ("artifact",)}
         payload = {k: v for k, v in bundle.payload.items() if k != "format"}
         reloaded = load_bundle(save_bundle(Path(tmp_dir), payload, card))
         again = reloaded.predict_proba(docs)
-        for head in HEADS:
+        assert reloaded.taxonomy == bundle.taxonomy, "round trip changed the taxonomy"
+        for head in taxonomy:
             assert np.allclose(first[head], again[head]), f"{head}: round trip changed predictions"

@@ -35,7 +35,7 @@ process_*, python_gc_*, python_info                           the client library
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -105,15 +105,31 @@ class Metrics:
         self.model_reloads = Counter("newsstream_model_reloads_total", "Model reload attempts by result",
                                      ["result"], registry=r)
         # Children cached: labels() takes a lock and a dict lookup, and the hot path calls these per batch.
-        self._confidence_child = {head: self.confidence.labels(head=head) for head in ("topic", "incident")}
+        # Label values come from the serving bundle's taxonomy (its card): bounded, and a custom taxonomy's heads
+        # get series without code changes. Set by set_model.
+        self._confidence_child: dict[str, Any] = {}
+        self._heads: dict[str, tuple[str, ...]] = {}
         for result in ("success", "refused"):
             self.model_reloads.labels(result=result)
         for event in ("assigned", "revoked", "lost"):
             self.rebalances.labels(event=event)
 
-    def set_model(self, name: str, version: str) -> None:
+    def set_model(self, name: str, version: str, heads: Mapping[str, Sequence[str]] | None = None) -> None:
+        """The serving model; ``heads`` (its taxonomy) sets the head/label values the prediction series take."""
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
+        if heads is None:
+            return
+        labelled = {head: tuple(labels) for head, labels in heads.items()}
+        if labelled != self._heads and self._heads:
+            # Only when an operator allowed a taxonomy change: series of labels that no longer exist go.
+            self.classified.clear()
+            self.confidence.clear()
+        self._heads = labelled
+        self._confidence_child = {head: self.confidence.labels(head=head) for head in labelled}
+        for head, labels in labelled.items():
+            for label in labels:
+                self.classified.labels(head=head, label=label)  # every label visible at 0 from the start
 
     def record_predictions(self, predictions: Iterable[dict[str, Any]]) -> None:
         tally: Tally[tuple[str, str]] = Tally()

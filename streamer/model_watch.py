@@ -135,8 +135,12 @@ def load_checked(bundle_dir: Path) -> ModelBundle:
 
 
 class ModelHolder:
-    def __init__(self, location: Path, metrics: Metrics, interval_s: float = 5.0) -> None:
+    def __init__(self, location: Path, metrics: Metrics, interval_s: float = 5.0,
+                 allow_taxonomy_change: bool = False) -> None:
         self.location = Path(location)
+        #: Downstream consumers rely on the heads and labels: a bundle that changes them is refused on hot reload
+        #: unless the operator says otherwise (NEWSSTREAM_MODEL_ALLOW_TAXONOMY_CHANGE).
+        self.allow_taxonomy_change = allow_taxonomy_change
         self.metrics = metrics
         self.interval_s = interval_s
         #: bundles refused (at start-up or by the watcher): resolved path → the fingerprint that was refused
@@ -151,7 +155,7 @@ class ModelHolder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        metrics.set_model(self.current.name, self.current.version)
+        metrics.set_model(self.current.name, self.current.version, self.current.taxonomy.labels)
 
     def _bundles(self) -> list[Path]:
         """The bundle directories the location holds, newest first."""
@@ -265,6 +269,11 @@ class ModelHolder:
                          extra={"path": str(bundle_dir)})
                 return False
             bundle = load_checked(bundle_dir)
+            changes = self.current.taxonomy.differences(bundle.taxonomy)
+            if changes and not self.allow_taxonomy_change:
+                raise ModelError(f"{bundle_dir}: its taxonomy differs from the serving model's ({'; '.join(changes)}); "
+                                 "consumers of the events rely on the labels. Set "
+                                 "NEWSSTREAM_MODEL_ALLOW_TAXONOMY_CHANGE=true to allow it")
         except ModelError as exc:
             self._refused[seen.path] = seen.fingerprint  # retried when either file changes
             self.metrics.model_reloads.labels(result="refused").inc()
@@ -288,7 +297,7 @@ class ModelHolder:
             return False
         old = self.current.describe()
         self.current = bundle
-        self.metrics.set_model(bundle.name, bundle.version)
+        self.metrics.set_model(bundle.name, bundle.version, bundle.taxonomy.labels)
         self.metrics.model_reloads.labels(result="success").inc()
         log.info("model swapped", extra={"from": old, "to": bundle.describe()})
         return True

@@ -72,7 +72,8 @@ class Origin(BaseModel):
 
 
 class EnrichedEvent(BaseModel):
-    """The enriched event (documentation and test-side validation; the worker builds the dict directly).
+    """The enriched event of the default taxonomy (documentation and test-side validation; the worker builds the
+    dict directly). :func:`enriched_event_model` gives the same model for any taxonomy.
 
     Prediction fields win over input fields of the same name (an input ``topic`` field is overwritten).
     ``origin`` is ``null`` for offline ``newsstream classify`` output.
@@ -89,6 +90,26 @@ class EnrichedEvent(BaseModel):
     schema_version: str
     processed_at: str
     origin: Origin | None
+
+
+def enriched_event_model(taxonomy: Any) -> type[BaseModel]:
+    """The enriched-event model of a bundle's taxonomy: per head, ``<head>: Scored`` and ``<plural>: [Scored]``.
+
+    >>> from streamer.taxonomy import Taxonomy
+    >>> model = enriched_event_model(Taxonomy.from_dict({"heads": {"category": ["a", "b"]}}))
+    >>> sorted(f for f in model.model_fields if f.startswith("categor"))
+    ['categories', 'category']
+    """
+    from pydantic import create_model
+
+    fields: dict[str, Any] = {
+        name: (info.annotation, ...) for name, info in EnrichedEvent.model_fields.items()
+        if name not in ("topic", "topics", "incident", "incidents")
+    }
+    for head, plural in taxonomy.plurals.items():
+        fields[head] = (Scored, ...)
+        fields[plural] = (list[Scored], ...)
+    return create_model(f"EnrichedEvent_{taxonomy.name}", __config__=ConfigDict(extra="allow"), **fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     model_watch_interval_s: float = Field(
         default=5.0, ge=0, description="how often to look for a new model (0 = never)"
     )
+    model_allow_taxonomy_change: bool = Field(
+        default=False,
+        description="hot reload may serve a bundle whose heads or labels differ from the serving one's",
+    )
     metrics_host: str = Field(default="127.0.0.1", description="address for /metrics, /healthz, /readyz")
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="port for /metrics, /healthz, /readyz (0 = any free)"
