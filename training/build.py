@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from streamer.artifact import ModelBundle, load_bundle, save_bundle
-from streamer.taxonomy import HEADS
+from streamer.taxonomy import DEFAULT, Taxonomy, TaxonomyError
 from training import annotations as ann
 from training import corpora
 from training.data import (
@@ -220,11 +220,31 @@ def run(args: Any) -> int:
         print(refusal, file=sys.stderr)
         return 2
     root = data_dir(args.data_dir)
+    taxonomy = DEFAULT
+    if getattr(args, "taxonomy", None) is not None:
+        try:
+            taxonomy = Taxonomy.load(args.taxonomy)
+        except TaxonomyError as exc:
+            print(f"newsstream train: {exc}", file=sys.stderr)
+            return 2
+    custom = taxonomy != DEFAULT
+    if custom:
+        # Annotations, mappings and the newsevents dev file are labeled with the news taxonomy: they mean nothing
+        # to another one, so a custom taxonomy trains on exactly the files given.
+        if not args.data:
+            print("newsstream train: --taxonomy needs --data FILE (rows labeled with its heads)", file=sys.stderr)
+            return 2
+        if args.annotations or (args.mapped or "none").strip() not in ("", "none"):
+            print("newsstream train: --annotations and --mapped are news-taxonomy data; they do not go with "
+                  "--taxonomy", file=sys.stderr)
+            return 2
     try:
         reserved = read_reserved(root)
     except DataError as exc:
-        print(f"newsstream train: {exc}", file=sys.stderr)
-        return 2
+        if not custom:
+            print(f"newsstream train: {exc}", file=sys.stderr)
+            return 2
+        reserved = frozenset()  # the newsevents reservation guards our held-out split; a user's own data has none
     recipe, table, mapped_names = load_selection()
     if getattr(args, "recipe", None):
         try:
@@ -243,7 +263,10 @@ def run(args: Any) -> int:
     annotation_files += list(args.annotations or [])
     if not args.data and not args.annotations and not args.no_annotations:
         annotation_files = ann.default_files()
-    dev_path = None if args.no_dev else (args.dev or root / "newsevents" / "dev.jsonl")
+    if custom:
+        annotation_files, files = [], list(args.data)
+    default_dev = None if custom else root / "newsevents" / "dev.jsonl"
+    dev_path = None if args.no_dev else (args.dev or default_dev)
     if dev_path is not None and not dev_path.is_file():
         if args.dev:
             print(f"newsstream train: {dev_path}: dev file not found", file=sys.stderr)
@@ -255,9 +278,10 @@ def run(args: Any) -> int:
     try:
         raw: list[LabeledRow] = []
         for path in files:
-            raw.extend(read_rows(path, skip_invalid=args.skip_invalid, report=report))
+            raw.extend(read_rows(path, skip_invalid=args.skip_invalid, report=report, taxonomy=taxonomy))
         dev_report = LoadReport()
-        dev_rows = read_rows(dev_path, skip_invalid=args.skip_invalid, report=dev_report) if dev_path else []
+        dev_rows = (read_rows(dev_path, skip_invalid=args.skip_invalid, report=dev_report, taxonomy=taxonomy)
+                    if dev_path else [])
     except DataError as exc:
         print(f"newsstream train: {exc}", file=sys.stderr)
         return 2
@@ -265,7 +289,7 @@ def run(args: Any) -> int:
         print(f"skipped: {message}", file=sys.stderr)
     # Our own held-out rows (the thin-class evaluation set of annotation round 2) are treated like dev: never
     # trained on, and neither are their near-duplicates or mapped rows with their ids.
-    eval_ids = ann.eval_ids()
+    eval_ids = frozenset() if custom else ann.eval_ids()
     dev_keys = {text_key(r.title, r.text) for r in dev_rows}
     dev_ids = {r.id for r in dev_rows} | eval_ids
     annotated = clean([r for r in raw if r.id not in dev_ids], reserved, report, exclude_keys=dev_keys)
@@ -313,10 +337,10 @@ def run(args: Any) -> int:
     _log(args, f"training rows: {len(rows)} ({n_annotated} annotated + {len(extra)} label-only annotations + "
                f"{len(mapped)} mapped); "
                f"{report.duplicates} duplicates and {report.reserved} reserved ids removed")
-    for head in HEADS:
-        if len({getattr(r, head) for r in rows if getattr(r, head) is not None}) < 2:
-            print(f"newsstream train: head {head!r} needs at least two labels in the data", file=sys.stderr)
-            return 2
+    refusal = too_few_rows(rows, taxonomy, args.min_rows_per_label, allow_missing=not custom)
+    if refusal:
+        print(f"newsstream train: {refusal}", file=sys.stderr)
+        return 2
 
     # 3. Model selection (optional): CV on annotated train (+ annotation and mapped rows in the training folds
     # only, so recipes with and without them are scored on the same rows).
@@ -331,10 +355,10 @@ def run(args: Any) -> int:
         SELECTION_FILE.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
 
     # 4. The class-aware threshold for `none`, tuned on out-of-fold scores of train (never on dev).
-    folds = max(2, min(args.folds, _min_class_count(rows)))
-    if recipe.tune_none_shift and folds >= 2:
-        _log(args, f"cross-validating {recipe.label()} ({folds} folds) to tune the none shift")
-        cv = cross_validate(recipe, rows, args.seed, folds, eval_mask)
+    folds = max(2, min(args.folds, _min_class_count(rows, taxonomy)))
+    if (recipe.tune_none_shift or custom) and folds >= 2:
+        _log(args, f"cross-validating {recipe.label()} ({folds} folds)")
+        cv = cross_validate(recipe, rows, args.seed, folds, eval_mask, taxonomy)
         none_shift = cv.none_shift
         cv_row = cv.row()
     else:
@@ -343,9 +367,9 @@ def run(args: Any) -> int:
     # 5. Fit on everything, save, reload through the verifying loader, score.
     _log(args, "fitting final model")
     fit_started = time.perf_counter()
-    payload = fit_bundle(recipe, rows, args.seed, none_shift)
+    payload = fit_bundle(recipe, rows, args.seed, none_shift, taxonomy)
     fit_seconds = time.perf_counter() - fit_started
-    bundle = ModelBundle({"format": 1, **payload}, {})
+    bundle = ModelBundle({"format": 1, **payload}, {"taxonomy": taxonomy.as_dict()})
     bench_docs, bench_name = throughput_docs(root, docs_of(rows))
     docs_per_second = measure_throughput(bundle.predict_proba, bench_docs, batch_size=256, repeats=3)
     dev_metrics = evaluate_rows(bundle, dev_rows) if dev_rows else {}
@@ -358,6 +382,7 @@ def run(args: Any) -> int:
         "seed": args.seed,
         "recipe": asdict(recipe),
         "recipe_label": recipe.label(),
+        "taxonomy": taxonomy.as_dict(),
         "none_shift": none_shift,
         "data": {
             "root": str(root),
@@ -365,10 +390,10 @@ def run(args: Any) -> int:
             "annotations": ann_report.as_dict() if annotation_files else None,
             "dev": {"path": str(dev_path), "sha256": sha256_path(dev_path)} if dev_path else None,
             "load": report.as_dict(),
-            "train_counts": label_counts(rows),
-            "train_counts_annotated": label_counts(annotated),
-            "train_counts_label_only_annotations": label_counts(extra),
-            "dev_counts": label_counts(dev_rows),
+            "train_counts": label_counts(rows, taxonomy.labels),
+            "train_counts_annotated": label_counts(annotated, taxonomy.labels),
+            "train_counts_label_only_annotations": label_counts(extra, taxonomy.labels),
+            "dev_counts": label_counts(dev_rows, taxonomy.labels),
         },
         "cv": cv_row,
         "dev_metrics": dev_metrics,
@@ -388,8 +413,13 @@ def run(args: Any) -> int:
         return 2
     _log(args, f"wrote {out_dir}")
     for head, metrics in dev_metrics.items():
-        binary = f", incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}" if head == "incident" else ""
+        binary = "".join(f", {k[:-3].replace('_vs_', '-vs-')} F1 {v:.3f}" for k, v in metrics.items()
+                         if k.endswith("_f1") and "_vs_" in k)
         print(f"dev {head}: macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}{binary}")
+    if cv_row:
+        scores = ", ".join(f"{k.removeprefix('cv_macro_f1_')} {v:.3f}" for k, v in cv_row.items()
+                           if k.startswith("cv_macro_f1_"))
+        print(f"cross-validated macro-F1 ({folds} folds): {scores}")
     print(f"throughput: {docs_per_second:.0f} docs/s ({bench_name}); train {card['train_seconds']} s; "
           f"peak RSS {card['peak_rss_bytes'] / 2**20:.0f} MiB")
     return 0
@@ -412,9 +442,32 @@ def _newsevents_ids(root: Path) -> set[str]:
     return ids
 
 
-def _min_class_count(rows: list[LabeledRow]) -> int:
-    counts = label_counts(rows)["incident"]
-    return min(counts.values()) if counts else 0
+def _min_class_count(rows: list[LabeledRow], taxonomy: Taxonomy = DEFAULT) -> int:
+    counts = [c for head in label_counts(rows, taxonomy.labels).values() for c in head.values()]
+    return min(counts) if counts else 0
+
+
+def too_few_rows(rows: list[Any], taxonomy: Taxonomy, minimum: int, allow_missing: bool = False) -> str | None:
+    """Why a head cannot be trained (a label with fewer than ``minimum`` rows), with the counts; else None.
+
+    ``allow_missing``: labels with no rows at all are left out of the head instead (the news taxonomy: a
+    training set may cover part of it, as 1.x allowed); a head still needs two labels."""
+    problems = []
+    for head, counts in label_counts(rows, taxonomy.labels).items():
+        labels = taxonomy.labels[head]
+        if allow_missing and sum(1 for c in counts.values() if c) < 2:
+            problems.append(f"head {head!r} needs at least two labels in the data, has {sorted(counts)}")
+            continue
+        thin = [label for label in labels if counts.get(label, 0) < minimum
+                and not (allow_missing and counts.get(label, 0) == 0)]
+        if thin:
+            shown = ", ".join(f"{label} {counts.get(label, 0)}" for label in labels)
+            problems.append(f"head {head!r}: {len(thin)} label(s) under {minimum} rows ({', '.join(thin)}); "
+                            f"rows per label: {shown}")
+    if problems:
+        return ("too few labeled rows to train and cross-validate: " + "; ".join(problems)
+                + " (label more rows, drop the label from the taxonomy, or lower --min-rows-per-label)")
+    return None
 
 
 def write_report(out_dir: Path, bundle: ModelBundle, card: dict[str, Any]) -> None:
@@ -448,13 +501,10 @@ def write_report(out_dir: Path, bundle: ModelBundle, card: dict[str, Any]) -> No
     ]
     if card["cv"]:
         cv = card["cv"]
-        lines += [
-            "## Cross-validation on train (annotated rows scored)",
-            "",
-            f"topic macro-F1 {cv['cv_macro_f1_topic']}, incident macro-F1 {cv['cv_macro_f1_incident']} "
-            f"→ {cv['cv_macro_f1_incident_shifted']} with none shift {cv['none_shift']:+.2f}",
-            "",
-        ]
+        scores = ", ".join(f"{k.removeprefix('cv_macro_f1_')} macro-F1 {v}" for k, v in cv.items()
+                           if k.startswith("cv_macro_f1_") and not k.endswith("_shifted"))
+        shifted = [f" → {v} with none shift {cv['none_shift']:+.2f}" for k, v in cv.items() if k.endswith("_shifted")]
+        lines += ["## Cross-validation on train (annotated rows scored)", "", scores + "".join(shifted), ""]
     if card["dev_metrics"]:
         lines += ["## Dev", ""]
         for head, metrics in card["dev_metrics"].items():

@@ -28,8 +28,6 @@ from training import annotations as ann
 from training.data import LabeledRow, data_dir, read_rows
 from training.round2 import WEAK_INCIDENTS, WEAK_TOPICS
 
-HEADS = ("topic", "incident")
-
 
 def f1_per_class(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     tp = np.bincount(y[y == p], minlength=k).astype(float)
@@ -55,14 +53,24 @@ def load_rows(paths: Sequence[Path], root: Path) -> list[LabeledRow]:
     return rows
 
 
-def compare(baseline: ModelBundle, model: ModelBundle, rows: Sequence[LabeledRow], rounds: int = 1000,
+def compare(baseline: ModelBundle, model: ModelBundle, rows: Sequence[Any], rounds: int = 1000,
             seed: int = 0, classes: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Per head both bundles predict and the rows label: both models' macro-F1, accuracy and per-class F1, the
+    difference (model − baseline) with a paired-bootstrap 95 % interval, and a verdict.
+
+    ``verdict`` is ``worse`` when the whole interval of the macro-F1 difference is below 0, ``better`` when it
+    is above, else ``same`` (no difference the rows can show). ``worse_classes`` lists the classes whose F1
+    dropped, each with its interval and whether that interval is below 0.
+    """
     docs = [(r.title or "", r.text) for r in rows]
     preds = {name: b.classify(docs) for name, b in (("baseline", baseline), ("model", model))}
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"rows": len(rows)}
-    for head in HEADS:
-        keep = [i for i, r in enumerate(rows) if getattr(r, head) is not None]
+    heads = [h for h in model.taxonomy.labels if h in baseline.taxonomy.labels]
+    for head in heads:
+        keep = [i for i, r in enumerate(rows) if getattr(r, head, None) is not None]
+        if not keep:
+            continue
         labels = sorted({getattr(rows[i], head) for i in keep} | set(model.labels[head]) | set(baseline.labels[head]))
         index = {label: j for j, label in enumerate(labels)}
         k = len(labels)
@@ -78,42 +86,69 @@ def compare(baseline: ModelBundle, model: ModelBundle, rows: Sequence[LabeledRow
         diff = np.array(boot["model"]) - np.array(boot["baseline"])
         pcb, pcm = np.array(boot["pc_b"]), np.array(boot["pc_m"])
         support = np.bincount(y, minlength=k)
-        per_class = {}
+        f1_b, f1_m = f1_per_class(y, p["baseline"], k), f1_per_class(y, p["model"], k)
+        per_class: dict[str, dict[str, Any]] = {}
         for label, j in index.items():
             if support[j] == 0:
                 continue
             per_class[label] = {
                 "support": int(support[j]),
-                "baseline_f1": round(float(f1_per_class(y, p["baseline"], k)[j]), 4),
-                "model_f1": round(float(f1_per_class(y, p["model"], k)[j]), 4),
+                "baseline_f1": round(float(f1_b[j]), 4),
+                "model_f1": round(float(f1_m[j]), 4),
                 "model_f1_ci95": [round(float(v), 4) for v in np.percentile(pcm[:, j], [2.5, 97.5])],
                 "diff_ci95": [round(float(v), 4) for v in np.percentile(pcm[:, j] - pcb[:, j], [2.5, 97.5])],
             }
+        interval = [round(float(v), 4) for v in np.percentile(diff, [2.5, 97.5])]
         result = {
             "rows": len(keep),
             "baseline_macro_f1": round(macro_f1(y, p["baseline"], k), 4),
             "model_macro_f1": round(macro_f1(y, p["model"], k), 4),
             "diff": round(macro_f1(y, p["model"], k) - macro_f1(y, p["baseline"], k), 4),
-            "diff_ci95": [round(float(v), 4) for v in np.percentile(diff, [2.5, 97.5])],
+            "diff_ci95": interval,
+            "verdict": "worse" if interval[1] < 0 else "better" if interval[0] > 0 else "same",
             "model_accuracy": round(float(np.mean(y == p["model"])), 4),
             "baseline_accuracy": round(float(np.mean(y == p["baseline"])), 4),
             "per_class": per_class,
+            "worse_classes": {
+                label: {"diff": round(c["model_f1"] - c["baseline_f1"], 4), "diff_ci95": c["diff_ci95"],
+                        "significant": c["diff_ci95"][1] < 0}
+                for label, c in sorted(per_class.items(), key=lambda kv: kv[1]["model_f1"] - kv[1]["baseline_f1"])
+                if c["model_f1"] < c["baseline_f1"]
+            },
         }
-        if head == "incident" and "none" in index:
-            none = index["none"]
+        none_label = model.taxonomy.head(head).none_label
+        if none_label is not None and none_label in index:
+            none = index[none_label]
             for name in ("baseline", "model"):  # incident vs none: is there an incident at all
                 yt, yp = y != none, p[name] != none
                 tp = float(np.sum(yt & yp))
                 denom = float(np.sum(yt) + np.sum(yp))
-                result[f"{name}_incident_vs_none_f1"] = round(2 * tp / denom, 4) if denom else None
+                result[f"{name}_{head}_vs_{none_label}_f1"] = round(2 * tp / denom, 4) if denom else None
         if classes and head in classes:
             sel = [index[c] for c in classes[head] if c in index and support[index[c]] > 0]
             result["weak_classes_macro_f1"] = {
-                "baseline": round(float(np.mean([f1_per_class(y, p["baseline"], k)[j] for j in sel])), 4),
-                "model": round(float(np.mean([f1_per_class(y, p["model"], k)[j] for j in sel])), 4),
+                "baseline": round(float(np.mean([f1_b[j] for j in sel])), 4),
+                "model": round(float(np.mean([f1_m[j] for j in sel])), 4),
             }
         out[head] = result
     return out
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """One line per head, then the classes that got worse (the gate's human-readable output)."""
+    lines = []
+    for head, h in report.items():
+        if not isinstance(h, dict) or "diff_ci95" not in h:
+            continue
+        lines.append(f"{head:9s} rows {h['rows']:5d}  macro-F1 {h['baseline_macro_f1']:.3f} → {h['model_macro_f1']:.3f}"
+                     f"  diff {h['diff']:+.3f} [{h['diff_ci95'][0]:+.3f}, {h['diff_ci95'][1]:+.3f}]  "
+                     f"accuracy {h['baseline_accuracy']:.3f} → {h['model_accuracy']:.3f}  {h['verdict'].upper()}")
+        for label, c in h["worse_classes"].items():
+            mark = "worse beyond the interval" if c["significant"] else "within the interval"
+            lines.append(f"    {label}: F1 {h['per_class'][label]['baseline_f1']:.3f} → "
+                         f"{h['per_class'][label]['model_f1']:.3f} ({c['diff']:+.3f} "
+                         f"[{c['diff_ci95'][0]:+.3f}, {c['diff_ci95'][1]:+.3f}], {mark})")
+    return lines
 
 
 def main() -> int:
@@ -132,10 +167,7 @@ def main() -> int:
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
-    for head in HEADS:
-        h = report[head]
-        print(f"{head:9s} rows {h['rows']:5d}  macro-F1 {h['baseline_macro_f1']:.3f} → {h['model_macro_f1']:.3f}  "
-              f"diff {h['diff']:+.3f} [{h['diff_ci95'][0]:+.3f}, {h['diff_ci95'][1]:+.3f}]")
+    print("\n".join(summary_lines(report)))
     return 0
 
 

@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from streamer.taxonomy import HEADS
+from streamer.taxonomy import DEFAULT, HEADS, Taxonomy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "NEWSSTREAM_DATA_DIR"
@@ -72,8 +80,8 @@ class Labels(BaseModel):
         return self
 
 
-class LabeledRow(Labels):
-    """One labeled article."""
+class TextRow(BaseModel):
+    """The text part of a labeled row: what every taxonomy's rows share."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
@@ -101,6 +109,45 @@ class LabeledRow(Labels):
             raise ValueError("text must not be empty")
         return value
 
+
+class LabeledRow(TextRow, Labels):
+    """One labeled article of the default taxonomy (topic, incident)."""
+
+
+def row_model(taxonomy: Taxonomy) -> type[TextRow]:
+    """The labeled-row model of a taxonomy: ``id``, ``title``, ``text`` and one optional field per head, each
+    validated against the head's labels; a row must label at least one head. The default taxonomy's is
+    :class:`LabeledRow`.
+
+    >>> Row = row_model(Taxonomy.from_dict({"heads": {"category": ["world", "sports"]}}))
+    >>> Row(id="1", text="Cup final", category="sports").category
+    'sports'
+    """
+    if taxonomy == DEFAULT:
+        return LabeledRow
+    heads = taxonomy.labels
+
+    def blank_is_missing(cls: Any, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def in_taxonomy(cls: Any, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value not in heads[str(info.field_name)]:
+            shown = list(heads[str(info.field_name)])
+            raise ValueError(f"{value!r} is not a {info.field_name} label (expected one of {shown})")
+        return value
+
+    def at_least_one(self: Any) -> Any:
+        if all(getattr(self, head) is None for head in heads):
+            raise ValueError(f"row needs a label for at least one head ({', '.join(heads)})")
+        return self
+
+    validators: dict[str, Any] = {
+        "blank_is_missing": field_validator(*heads, mode="before")(blank_is_missing),
+        "in_taxonomy": field_validator(*heads)(in_taxonomy),
+        "at_least_one": model_validator(mode="after")(at_least_one),
+    }
+    fields: dict[str, Any] = {head: (str | None, None) for head in heads}
+    return create_model(f"LabeledRow_{taxonomy.name}", __base__=TextRow, __validators__=validators, **fields)
 
 
 @dataclass
@@ -163,21 +210,24 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def read_rows(path: Path, skip_invalid: bool = False, report: LoadReport | None = None) -> list[LabeledRow]:
-    """Validate every row of one file. Raises :class:`DataError` at the first bad row unless ``skip_invalid``."""
+def read_rows(path: Path, skip_invalid: bool = False, report: LoadReport | None = None,
+              taxonomy: Taxonomy | None = None) -> list[Any]:
+    """Validate every row of one file against ``taxonomy`` (default: the news taxonomy). Raises
+    :class:`DataError` naming file, line and field at the first bad row unless ``skip_invalid``."""
+    model = row_model(taxonomy or DEFAULT)
     path = Path(path)
     report = report if report is not None else LoadReport()
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     report.files.append(str(path))
-    rows: list[LabeledRow] = []
+    rows: list[Any] = []
     for lineno, record in _raw_records(path):
         report.read += 1
         if isinstance(record, str):
             message = f"{path}:{lineno}: {record}"
         else:
             try:
-                rows.append(LabeledRow.model_validate(record))
+                rows.append(model.model_validate(record))
                 continue
             except ValidationError as exc:
                 message = f"{path}:{lineno}: {_describe(exc)}"
@@ -244,10 +294,11 @@ def load_labeled(
     return clean(rows, reserved, report), report
 
 
-def label_counts(rows: Iterable[LabeledRow]) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter[str]] = {head: Counter() for head in HEADS}
+def label_counts(rows: Iterable[Any], heads: Iterable[str] = tuple(HEADS)) -> dict[str, dict[str, int]]:
+    heads = tuple(heads)
+    counts: dict[str, Counter[str]] = {head: Counter() for head in heads}
     for row in rows:
-        for head in HEADS:
+        for head in heads:
             label = getattr(row, head)
             if label is not None:
                 counts[head][label] += 1

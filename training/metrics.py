@@ -10,29 +10,33 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from streamer.artifact import ModelBundle
-from streamer.taxonomy import HEADS, NO_INCIDENT
+from streamer.taxonomy import DEFAULT, Taxonomy
 from training.data import LabeledRow
 
 
 def evaluate_rows(bundle: ModelBundle, rows: Sequence[LabeledRow], batch_size: int = 512) -> dict[str, Any]:
+    """Per head of the bundle's taxonomy that the rows label: accuracy, macro-F1, per-class table, confusion."""
+    taxonomy = bundle.taxonomy
     docs = [(row.title, row.text) for row in rows]
-    probas: dict[str, list[np.ndarray]] = {head: [] for head in HEADS}
+    probas: dict[str, list[np.ndarray]] = {head: [] for head in taxonomy.labels}
     for start in range(0, len(docs), batch_size):
         for head, proba in bundle.predict_proba(docs[start : start + batch_size]).items():
             probas[head].append(proba)
     out: dict[str, Any] = {}
-    for head in HEADS:
-        keep = [i for i, row in enumerate(rows) if getattr(row, head) is not None]
+    for head in taxonomy.labels:
+        keep = [i for i, row in enumerate(rows) if getattr(row, head, None) is not None]
         if not keep:
             continue
         proba = np.vstack(probas[head])[keep] if probas[head] else np.zeros((0, len(bundle.labels[head])))
         pred = [bundle.labels[head][j] for j in proba.argmax(axis=1)]
-        out[head] = head_metrics(head, [str(getattr(rows[i], head)) for i in keep], pred)
+        out[head] = head_metrics(head, [str(getattr(rows[i], head)) for i in keep], pred, taxonomy)
     return out
 
 
-def head_metrics(head: str, y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, Any]:
-    labels = list(HEADS[head])
+def head_metrics(head: str, y_true: Sequence[str], y_pred: Sequence[str],
+                 taxonomy: Taxonomy = DEFAULT) -> dict[str, Any]:
+    labels = list(taxonomy.labels[head])
+    none_label = taxonomy.head(head).none_label
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     present = [label for label in labels if label in set(y_true)]
     result: dict[str, Any] = {
@@ -54,11 +58,11 @@ def head_metrics(head: str, y_true: Sequence[str], y_pred: Sequence[str]) -> dic
             "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         },
     }
-    if head == "incident":
-        # The worker's first question: did something happen at all?
-        gold = [label != NO_INCIDENT for label in y_true]
-        said = [label != NO_INCIDENT for label in y_pred]
-        result["incident_vs_none_f1"] = round(float(f1_score(gold, said, zero_division=0)), 4)
+    if none_label is not None:
+        # The worker's first question: did something happen at all? (``incident_vs_none_f1`` for the news taxonomy)
+        gold = [label != none_label for label in y_true]
+        said = [label != none_label for label in y_pred]
+        result[f"{head}_vs_{none_label}_f1"] = round(float(f1_score(gold, said, zero_division=0)), 4)
     return result
 
 
@@ -66,8 +70,9 @@ def format_table(head: str, metrics: dict[str, Any]) -> str:
     lines = [
         f"### {head}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} (n={metrics['n']})"
     ]
-    if "incident_vs_none_f1" in metrics:
-        lines.append(f"incident-vs-none F1 {metrics['incident_vs_none_f1']:.3f}")
+    for key, value in metrics.items():
+        if key.endswith("_f1") and "_vs_" in key:
+            lines.append(f"{key[:-3].replace('_vs_', '-vs-')} F1 {value:.3f}")
     lines.append("")
     lines.append("| label | precision | recall | F1 | support |")
     lines.append("|---|---|---|---|---|")

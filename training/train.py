@@ -31,7 +31,7 @@ from streamer.features import (
     HashedTfidf,
     softmax_rows,
 )
-from streamer.taxonomy import HEADS, NO_INCIDENT
+from streamer.taxonomy import DEFAULT, NO_INCIDENT, Taxonomy
 from training.data import LabeledRow
 
 
@@ -128,7 +128,8 @@ def _head_rows(rows: Sequence[LabeledRow], head: str) -> tuple[np.ndarray, list[
     return np.asarray(idx, dtype=np.int64), [str(getattr(rows[i], head)) for i in idx]
 
 
-def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int) -> dict[str, Any]:
+def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int,
+              taxonomy: Taxonomy = DEFAULT) -> dict[str, Any]:
     heads: dict[str, Any] = {}
     if hasattr(x, "tocsr"):
         x = x.tocsr()  # FastHashedTfidf gives CSC (fast heads); row selection and liblinear want rows
@@ -136,7 +137,7 @@ def fit_heads(recipe: Recipe, x: Any, rows: Sequence[LabeledRow], seed: int) -> 
     # file's bytes) would follow the machine's core count. liblinear is single-threaded anyway, so this costs
     # nothing measurable; it guards the logreg recipe and the calibration's dense steps.
     with threadpool_limits(limits=1):
-        for head in HEADS:
+        for head in taxonomy.labels:
             idx, y = _head_rows(rows, head)
             clf = build_classifier(recipe, seed)
             clf.fit(x[idx], y)
@@ -168,25 +169,27 @@ def _shrink(clf: Any) -> None:
             setattr(clf, attr, value.astype(np.float32))
 
 
-def none_shift_vector(classes: Sequence[str], shift: float) -> np.ndarray:
+def none_shift_vector(classes: Sequence[str], shift: float, none_label: str = NO_INCIDENT) -> np.ndarray:
     vec = np.zeros(len(classes), dtype=np.float64)
-    vec[list(classes).index(NO_INCIDENT)] = shift
+    vec[list(classes).index(none_label)] = shift
     return vec
 
 
-def shifted_predictions(proba: np.ndarray, classes: Sequence[str], shift: float) -> np.ndarray:
-    adjusted = softmax_rows(np.log(np.clip(proba, 1e-12, None)) + none_shift_vector(classes, shift))
+def shifted_predictions(proba: np.ndarray, classes: Sequence[str], shift: float,
+                        none_label: str = NO_INCIDENT) -> np.ndarray:
+    adjusted = softmax_rows(np.log(np.clip(proba, 1e-12, None)) + none_shift_vector(classes, shift, none_label))
     return np.asarray(classes)[adjusted.argmax(axis=1)]
 
 
 SHIFT_GRID = tuple(np.round(np.arange(-2.0, 2.01, 0.25), 2))
 
 
-def tune_none_shift(proba: np.ndarray, classes: Sequence[str], y_true: Sequence[str]) -> tuple[float, float]:
+def tune_none_shift(proba: np.ndarray, classes: Sequence[str], y_true: Sequence[str],
+                    none_label: str = NO_INCIDENT) -> tuple[float, float]:
     """The log-odds shift on ``none`` that maximises macro-F1 on out-of-fold scores. Returns (shift, F1)."""
     best = (0.0, -1.0)
     for shift in SHIFT_GRID:
-        pred = shifted_predictions(proba, classes, float(shift))
+        pred = shifted_predictions(proba, classes, float(shift), none_label)
         score = f1_score(y_true, pred, average="macro", zero_division=0)
         # Ties go to the smaller |shift|: no evidence, no adjustment.
         if score > best[1] + 1e-9 or (abs(score - best[1]) <= 1e-9 and abs(shift) < abs(best[0])):
@@ -202,22 +205,21 @@ class CVResult:
     macro_f1_shifted: float
     fit_seconds: float
     docs_per_second: float = 0.0
+    shift_head: str | None = "incident"  # the head with a none label, whose threshold is tuned
 
     def row(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe.label(),
-            "params": asdict(self.recipe),
-            "cv_macro_f1_topic": round(self.macro_f1["topic"], 4),
-            "cv_macro_f1_incident": round(self.macro_f1["incident"], 4),
-            "none_shift": self.none_shift,
-            "cv_macro_f1_incident_shifted": round(self.macro_f1_shifted, 4),
-            "fit_seconds": round(self.fit_seconds, 1),
-            "docs_per_second": round(self.docs_per_second),
-        }
+        out: dict[str, Any] = {"recipe": self.recipe.label(), "params": asdict(self.recipe)}
+        out.update({f"cv_macro_f1_{head}": round(score, 4) for head, score in self.macro_f1.items()})
+        if self.shift_head is not None:
+            out["none_shift"] = self.none_shift
+            out[f"cv_macro_f1_{self.shift_head}_shifted"] = round(self.macro_f1_shifted, 4)
+        out.update({"fit_seconds": round(self.fit_seconds, 1), "docs_per_second": round(self.docs_per_second)})
+        return out
 
 
 def cross_validate(
-    recipe: Recipe, rows: Sequence[LabeledRow], seed: int, folds: int = 3, eval_mask: np.ndarray | None = None
+    recipe: Recipe, rows: Sequence[LabeledRow], seed: int, folds: int = 3, eval_mask: np.ndarray | None = None,
+    taxonomy: Taxonomy = DEFAULT,
 ) -> CVResult:
     """Stratified k-fold on train (by incident, the thinner head). Features are refit inside each fold.
 
@@ -225,34 +227,38 @@ def cross_validate(
     folds without grading the model on the mapping's own labels.
     """
     started = time.perf_counter()
-    strat = [row.incident or row.topic or "" for row in rows]
+    heads = taxonomy.labels
+    # Stratified on the first labeled head (the incident head first for the news taxonomy: it is the thinner).
+    order = ["incident", "topic"] if taxonomy == DEFAULT else list(heads)
+    strat = [next((str(getattr(row, h)) for h in order if getattr(row, h) is not None), "") for row in rows]
     # Near-duplicates (same first 50 letters and digits: wire copies, AG News repeats) stay in one fold, or CV
     # would grade the model on texts it was trained on.
     from training.annotations import near_key
 
     groups = [near_key(row.title or "", row.text) or f"row-{i}" for i, row in enumerate(rows)]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    oof: dict[str, np.ndarray | None] = dict.fromkeys(HEADS)
+    oof: dict[str, np.ndarray | None] = dict.fromkeys(heads)
     classes: dict[str, list[str]] = {}
     docs = docs_of(rows)
     for train_idx, test_idx in splitter.split(np.zeros(len(rows)), strat, groups):
         features = build_features(recipe)
         x_train = features.fit_transform([docs[i] for i in train_idx])
         x_test = features.transform([docs[i] for i in test_idx])
-        heads = fit_heads(recipe, x_train, [rows[i] for i in train_idx], seed)
-        for head, clf in heads.items():
+        fitted = fit_heads(recipe, x_train, [rows[i] for i in train_idx], seed, taxonomy)
+        for head, clf in fitted.items():
             classes[head] = [str(c) for c in clf.classes_]
             proba = clf.predict_proba(x_test)
             if oof[head] is None:
-                oof[head] = np.full((len(rows), len(HEADS[head])), np.nan)
-            full = np.zeros((len(test_idx), len(HEADS[head])))
+                oof[head] = np.full((len(rows), len(heads[head])), np.nan)
+            full = np.zeros((len(test_idx), len(heads[head])))
             for j, label in enumerate(classes[head]):
-                full[:, HEADS[head].index(label)] = proba[:, j]
+                full[:, heads[head].index(label)] = proba[:, j]
             oof[head][test_idx] = full  # type: ignore[index]
     scores: dict[str, float] = {}
     shift, shifted = 0.0, 0.0
-    for head in HEADS:
-        labels = list(HEADS[head])
+    shift_head = next((h.name for h in taxonomy.heads if h.none_label is not None), None)
+    for head in heads:
+        labels = list(heads[head])
         keep = [
             i
             for i, row in enumerate(rows)
@@ -262,12 +268,13 @@ def cross_validate(
         y = [str(getattr(rows[i], head)) for i in keep]
         pred = np.asarray(labels)[proba.argmax(axis=1)]
         scores[head] = float(f1_score(y, pred, average="macro", zero_division=0))
-        if head == "incident":
+        if head == shift_head:
+            none_label = str(taxonomy.head(head).none_label)
             if recipe.tune_none_shift:
-                shift, shifted = tune_none_shift(proba, labels, y)
+                shift, shifted = tune_none_shift(proba, labels, y, none_label)
             else:
                 shifted = scores[head]
-    return CVResult(recipe, scores, shift, shifted, time.perf_counter() - started)
+    return CVResult(recipe, scores, shift, shifted, time.perf_counter() - started, shift_head=shift_head)
 
 
 def measure_throughput(predict: Any, docs: Sequence[Doc], batch_size: int = 256, repeats: int = 3) -> float:
@@ -285,17 +292,24 @@ def measure_throughput(predict: Any, docs: Sequence[Doc], batch_size: int = 256,
     return float(np.median(rates))
 
 
-def payload_for(recipe: Recipe, features: Pipeline, heads: dict[str, Any], none_shift: float) -> dict[str, Any]:
-    incident_classes = [str(c) for c in heads["incident"].classes_]
-    shift = none_shift_vector(incident_classes, none_shift) if none_shift else None
-    return {"features": features, "heads": heads, "log_prior_shift": {"incident": shift, "topic": None}}
+def payload_for(recipe: Recipe, features: Pipeline, heads: dict[str, Any], none_shift: float,
+                taxonomy: Taxonomy = DEFAULT) -> dict[str, Any]:
+    shifts: dict[str, Any] = dict.fromkeys(heads)
+    for head in taxonomy.heads:
+        if head.none_label is not None and none_shift and head.none_label in heads[head.name].classes_:
+            classes = [str(c) for c in heads[head.name].classes_]
+            shifts[head.name] = none_shift_vector(classes, none_shift, head.none_label)
+    if taxonomy == DEFAULT:  # the key order 1.x/2.0 bundles were written with: same bytes for the same recipe
+        shifts = {"incident": shifts["incident"], "topic": shifts["topic"]}
+    return {"features": features, "heads": heads, "log_prior_shift": shifts}
 
 
-def fit_bundle(recipe: Recipe, rows: Sequence[LabeledRow], seed: int, none_shift: float) -> dict[str, Any]:
+def fit_bundle(recipe: Recipe, rows: Sequence[LabeledRow], seed: int, none_shift: float,
+               taxonomy: Taxonomy = DEFAULT) -> dict[str, Any]:
     features = clone(build_features(recipe))
     x = features.fit_transform(docs_of(rows))
-    heads = fit_heads(recipe, x, rows, seed)
-    return payload_for(recipe, features, heads, none_shift)
+    heads = fit_heads(recipe, x, rows, seed, taxonomy)
+    return payload_for(recipe, features, heads, none_shift, taxonomy)
 
 
 def with_overrides(recipe: Recipe, **changes: Any) -> Recipe:

@@ -13,6 +13,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", type=Path, metavar="FILE",
                         help="A labeled JSON Lines or CSV file (repeatable); default: newsevents/train.jsonl and the "
                              "mapped corpora.")
+    parser.add_argument("--taxonomy", type=Path, default=None, metavar="FILE",
+                        help="A YAML taxonomy (heads and labels) the --data rows are labeled with, one field per "
+                             "head; default: the news taxonomy (topic, incident). The bundle's card records it.")
+    parser.add_argument("--min-rows-per-label", type=int, default=5, metavar="N",
+                        help="Refuse a head with a label under N training rows (the counts are printed); with "
+                             "--taxonomy a label with no rows is refused too.")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="The datasets root (default: $NEWSSTREAM_DATA_DIR, else ../shared/datasets).")
     parser.add_argument("--annotations", action="append", type=Path, metavar="FILE",
