@@ -106,7 +106,7 @@ class ModelBundle:
                 raise ModelError(f"head {head!r} is not fitted (no classes_)")
             outside = sorted(set(classes) - set(allowed[head]))
             if outside:
-                raise ModelError(f"head {head!r} predicts labels outside its taxonomy: {outside}")
+                raise ModelError(f"head {head!r} predicts labels outside the taxonomy: {outside}")
             self.labels[head] = classes
             shift = (self.payload.get("log_prior_shift") or {}).get(head)
             if shift is not None:
@@ -231,7 +231,7 @@ def verify(directory: Path, card: dict[str, Any] | None = None) -> dict[str, Any
     for head, allowed in taxonomy.labels.items():
         outside = sorted(set(labels.get(head, [])) - set(allowed))
         if outside:
-            raise ModelError(f"{directory}: card lists {head} labels outside its taxonomy: {outside}")
+            raise ModelError(f"{directory}: card lists {head} labels outside the taxonomy: {outside}")
     extra = sorted(set(labels) - set(taxonomy.labels))
     if extra:
         raise ModelError(f"{directory}: card lists heads its taxonomy does not have: {extra}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import article, committed, headers_of, produce, read_all
 
 from streamer.schemas import SCHEMA_VERSION, EnrichedEvent
+from streamer.taxonomy import TOPICS
 
 MAX_BYTES = 20_000
 
@@ -96,7 +97,11 @@ def test_thousand_valid_fifty_poison(broker, topics_factory, worker_factory, mod
     dl = {dict(k)["reason"]: v for k, v in m["newsstream_messages_dead_lettered_total"].items()}
     assert dl == {reason: float(n) for reason, n in seen.items()}
     classified = m["newsstream_classified_total"]
-    topic_counts = {dict(k)["label"]: v for k, v in classified.items() if dict(k)["head"] == "topic"}
+    topic_series = {dict(k)["label"]: v for k, v in classified.items() if dict(k)["head"] == "topic"}
+    # Every label of the bundle's taxonomy has a series from the start (0 until predicted): rate() and
+    # absent-label alerts work from the first scrape, and nothing outside the taxonomy ever appears.
+    assert set(topic_series) == set(TOPICS)
+    topic_counts = {label: v for label, v in topic_series.items() if v}
     assert sum(topic_counts.values()) == 1000
     published_topics = Counter(json.loads(r.value)["topic"]["label"] for r in enriched)
     assert topic_counts == {label: float(n) for label, n in published_topics.items()}
