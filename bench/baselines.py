@@ -2,11 +2,14 @@
 
     python -m bench.baselines per-message --bootstrap B --input T --output O --group G --model M --count N
     python -m bench.baselines quix        --bootstrap B --input T --output O --group G --model M --count N
+    python -m bench.baselines passthrough --bootstrap B --input T --output O --group G --count N
     python -m bench.baselines produce     --bootstrap B --topic T --source FILE --rate R --seconds S
 
 ``per-message`` is the plain kafka-python loop of the issue: poll one record, predict one, produce it, commit
 once a second. ``quix`` is a Quix Streams application (confluent-kafka underneath) doing the same per message.
-Both stamp each output with the wall-clock time it was produced (record timestamp), exactly as the worker's
+``passthrough`` is the floor kafka-python sets: the worker's loop with no model and nothing else (poll up to 500,
+decode each value with orjson, encode it again, produce, flush, commit), with the worker's client settings.
+All three stamp each output with the wall-clock time it was produced (record timestamp), exactly as the worker's
 producer does, so the harness measures all three from the output topic the same way. Both exit after
 ``--count`` outputs are flushed. Nothing here validates, meters or dead-letters: that is the point of them.
 """
@@ -94,6 +97,37 @@ def quix(args: argparse.Namespace) -> int:
     return 0 if done >= args.count else 1
 
 
+def passthrough(args: argparse.Namespace) -> int:
+    import orjson
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+
+    from streamer.settings import Settings
+
+    settings = Settings(bootstrap_servers=args.bootstrap, group_id=args.group, input_topic=args.input,
+                        output_topic=args.output, session_timeout_ms=6000)
+    consumer = KafkaConsumer(args.input, **{**settings.consumer_kwargs(), "bootstrap_servers": args.bootstrap})
+    producer = KafkaProducer(**{**settings.producer_kwargs(), "bootstrap_servers": args.bootstrap})
+    done = 0
+    try:
+        while done < args.count:
+            polled = consumer.poll(timeout_ms=200, max_records=500)
+            if not polled:
+                continue
+            offsets = {}
+            for tp, records in polled.items():
+                for rec in records:
+                    producer.send(args.output, key=rec.key, value=orjson.dumps(orjson.loads(rec.value)))
+                offsets[tp] = records[-1].offset + 1
+                done += len(records)
+            producer.flush()
+            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+    finally:
+        producer.close(timeout=5)
+        consumer.close(autocommit=False)
+    return 0
+
+
 def produce(args: argparse.Namespace) -> int:
     """Fixed-rate producer: ``bench_sent_at`` (epoch seconds) is written into each value just before send."""
     from kafka import KafkaProducer
@@ -123,13 +157,13 @@ def produce(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="design", required=True)
-    for name in ("per-message", "quix"):
+    for name in ("per-message", "quix", "passthrough"):
         sp = sub.add_parser(name)
         sp.add_argument("--bootstrap", required=True)
         sp.add_argument("--input", required=True)
         sp.add_argument("--output", required=True)
         sp.add_argument("--group", required=True)
-        sp.add_argument("--model", type=Path, required=True)
+        sp.add_argument("--model", type=Path, required=name != "passthrough")
         sp.add_argument("--count", type=int, required=True)
     sp = sub.add_parser("produce")
     sp.add_argument("--bootstrap", required=True)
@@ -138,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--rate", type=float, required=True)
     sp.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
-    return {"per-message": per_message, "quix": quix, "produce": produce}[args.design](args)
+    designs = {"per-message": per_message, "quix": quix, "passthrough": passthrough, "produce": produce}
+    return designs[args.design](args)
 
 
 if __name__ == "__main__":

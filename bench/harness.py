@@ -1,13 +1,18 @@
 """``make bench`` (``python -m bench.harness``):
- the worker against the offline ceiling and two peer designs, on the embedded broker.
+ the worker against the kafka-python floor, the previous release and two peer designs, on the embedded broker.
 
 Everything is measured side by side in one run. A *round* measures, back to back on the same pre-filled
 6-partition input topic (real Guardian articles, read at run time, never stored here):
 
-1. the offline ceiling (``bench/classify_throughput.py``: batched ``ModelBundle.classify``, one process);
-2. one worker process (``python -m newsstream worker``, default settings);
-3. two worker processes in one consumer group;
-4. the per-message kafka-python loop and 5. the Quix Streams application (``bench/baselines.py``).
+1. the offline model alone (``bench/classify_throughput.py``: batched ``ModelBundle.classify``, one process),
+   reported for reference;
+2. the kafka-python pass-through loop with no model (``bench/baselines.py passthrough``): the floor the client
+   library sets, so ``worker_vs_passthrough`` says how close the worker gets to it;
+3. one worker process (``python -m newsstream worker``, default settings);
+4. one worker of the previous release (its git tag checked out into a worktree, its own model):
+   ``speedup_vs_release``;
+5. two worker processes in one consumer group;
+6. the per-message kafka-python loop and 7. the Quix Streams application (``bench/baselines.py``).
 
 Each ratio is computed within its round; the reported ratio is the median over rounds. Then one worker serves a
 fixed-rate producer at 25, 50 and 75 % of its measured maximum (latency), and one worker is sampled with py-spy
@@ -59,6 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-seconds", type=float, default=None, help="per load level (full: 15)")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: quix,per_message,scaling,"
                                                     "hotpath,latency,profile")
+    parser.add_argument("--release-ref", default=None,
+                        help="git ref of the previous release for speedup_vs_release (default: the newest v* tag "
+                             "reachable from HEAD that is not HEAD)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results JSON (default: bench/results/latest.json; --quick: bench/results/quick.json)")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/REPORT.md and the plot")
@@ -252,15 +260,17 @@ class Runner:
         self.started: list[Proc] = []
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
-              metrics_port: int | None = None) -> Proc:
+              metrics_port: int | None = None, cwd: Path = REPO) -> Proc:
         log_path = self.tmp / f"{name}-{len(self.started)}.log"
         fh = log_path.open("ab")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env or dict(os.environ), stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env or dict(os.environ), stdout=fh, stderr=subprocess.STDOUT)
         p = Proc(name, proc, log_path, metrics_port, fh)
         self.started.append(p)
         return p
 
-    def worker(self, input_topic: str, output_topic: str, group: str, name: str = "worker") -> Proc:
+    def worker(self, input_topic: str, output_topic: str, group: str, name: str = "worker",
+               release: Release | None = None) -> Proc:
+        """A worker of this checkout, or of ``release`` (its own tree and model, run from that tree)."""
         from streamer.broker import free_port
 
         port = free_port()
@@ -271,12 +281,16 @@ class Runner:
             "NEWSSTREAM_OUTPUT_TOPIC": output_topic,
             "NEWSSTREAM_DLQ_TOPIC": output_topic + ".dlq",
             "NEWSSTREAM_GROUP_ID": group,
-            "NEWSSTREAM_MODEL_PATH": str(self.model),
+            "NEWSSTREAM_MODEL_PATH": str(release.model if release else self.model),
             "NEWSSTREAM_METRICS_PORT": str(port),
             "NEWSSTREAM_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "NEWSSTREAM_LOG_FORMAT": "json",
         })
-        return self.spawn(name, [sys.executable, "-m", "newsstream", "worker"], env, port)
+        if release is None:
+            return self.spawn(name, [sys.executable, "-m", "newsstream", "worker"], env, port)
+        # `python -m` puts the working directory first on sys.path: the release's packages, not this checkout's.
+        env["PYTHONPATH"] = str(release.tree)
+        return self.spawn(name, [sys.executable, "-m", "newsstream", "worker"], env, port, cwd=release.tree)
 
     def wait_produced(self, procs: list[Proc], count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -305,6 +319,40 @@ class Runner:
                 p.stop(5)
 
 
+@dataclass
+class Release:
+    """The previous release, checked out from its git tag into a worktree, with the model it shipped."""
+
+    ref: str
+    tree: Path
+    model: Path
+
+    @classmethod
+    def checkout(cls, ref: str, tmp: Path) -> Release:
+        from streamer.artifact import find_latest
+
+        tree = tmp / f"release-{ref}"
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), ref], cwd=REPO, check=True,
+                       capture_output=True)
+        return cls(ref, tree, find_latest(tree / "models", name="newsstream"))
+
+    def remove(self) -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(self.tree)], cwd=REPO, capture_output=True)
+
+
+def previous_release() -> str | None:
+    """The newest release tag (vX.Y.Z) reachable from HEAD that is not HEAD itself."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    tags = subprocess.run(["git", "tag", "--merged", "HEAD", "--sort=-v:refname", "v*"], cwd=REPO,
+                          capture_output=True, text=True).stdout.split()
+    for tag in tags:
+        commit = subprocess.run(["git", "rev-list", "-n", "1", tag], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip()
+        if commit and commit != head:
+            return tag
+    return None
+
+
 def create(bootstrap: str, *topics: str) -> None:
     from streamer.broker import create_topics
 
@@ -331,12 +379,15 @@ def ceiling(model: Path, data_root: Path, docs: int, tmp: Path) -> dict[str, Any
             "by_batch_size": {r["batch_size"]: r["docs_per_second_median"] for r in report["results"]}}
 
 
-def run_workers(r: Runner, input_topic: str, n: int, count: int, timeout_s: float) -> dict[str, Any]:
+def run_workers(r: Runner, input_topic: str, n: int, count: int, timeout_s: float,
+                release: Release | None = None) -> dict[str, Any]:
     """``n`` worker processes in one group, each writing its own output topic (so each one's rate is exact)."""
     group = uid("group")
     outputs = [uid(f"out{i}") for i in range(n)]
     create(r.bootstrap, *outputs)
-    procs = [r.worker(input_topic, out, group, name=f"worker{i}of{n}") for i, out in enumerate(outputs)]
+    tag = f"-{release.ref}" if release else ""
+    procs = [r.worker(input_topic, out, group, name=f"worker{tag}{i}of{n}", release=release)
+             for i, out in enumerate(outputs)]
     try:
         broker_cpu0, t0 = cpu_seconds(r.broker_pid), time.monotonic()
         r.wait_produced(procs, count, timeout_s)
@@ -361,9 +412,9 @@ def run_baseline(r: Runner, design: str, python: str, input_topic: str, count: i
                  timeout_s: float) -> dict[str, Any]:
     group, output = uid("group"), uid(f"out-{design}")
     create(r.bootstrap, output)
+    model = [] if design == "passthrough" else ["--model", str(r.model)]
     p = r.spawn(design, [python, "-m", "bench.baselines", design, "--bootstrap", r.bootstrap, "--input",
-                         input_topic, "--output", output, "--group", group, "--model", str(r.model),
-                         "--count", str(count)])
+                         input_topic, "--output", output, "--group", group, *model, "--count", str(count)])
     r.wait_exit(p, timeout_s)
     recs = read_topic(r.bootstrap, output, count, timeout_s=30)
     return {"docs_per_s": steady_rate(recs, None), "outputs": len(recs)}
@@ -499,6 +550,11 @@ def run(args: argparse.Namespace) -> int:
     }
     tmp = Path(tempfile.mkdtemp(prefix="newsstream-bench-"))
     log(f"model {model.name}, {docs} articles, {rounds} round(s), logs in {tmp}")
+    release_ref = None if "release" in skip else (args.release_ref or previous_release())
+    release = Release.checkout(release_ref, tmp) if release_ref else None
+    if release is not None:
+        results["release"] = {"ref": release.ref, "model": release.model.name}
+        log(f"previous release {release.ref} (its worker and model {release.model.name}) from a git worktree")
     work = load_workload(data_root, docs, tmp)
     results["workload"] = {"file": "guardian/articles.jsonl", "articles": docs, "mean_value_bytes":
                            round(work.mean_bytes), "partitions": PARTITIONS, "baseline_articles": baseline_count}
@@ -515,8 +571,14 @@ def run(args: argparse.Namespace) -> int:
             row: dict[str, Any] = {}
             log(f"round {i + 1}/{rounds}: ceiling")
             row["ceiling"] = ceiling(model, data_root, docs, tmp)
+            if "passthrough" not in skip:
+                log(f"round {i + 1}/{rounds}: kafka-python pass-through (no model)")
+                row["passthrough"] = run_baseline(r, "passthrough", sys.executable, input_topic, docs, timeout)
             log(f"round {i + 1}/{rounds}: one worker")
             row["worker"] = run_workers(r, input_topic, 1, docs, timeout)
+            if release is not None:
+                log(f"round {i + 1}/{rounds}: one worker of {release.ref}")
+                row["release_worker"] = run_workers(r, input_topic, 1, docs, timeout, release=release)
             if "scaling" not in skip:
                 log(f"round {i + 1}/{rounds}: two workers")
                 row["workers2"] = run_workers(r, input_topic, 2, docs, timeout)
@@ -532,7 +594,8 @@ def run(args: argparse.Namespace) -> int:
                     row["quix"] = {"error": str(exc)[-2000:]}
             w = row["worker"]["docs_per_s"]
             row["ratios"] = {
-                "efficiency_vs_ceiling": w / row["ceiling"]["docs_per_s"],
+                "worker_vs_passthrough": w / row.get("passthrough", {}).get("docs_per_s", float("nan")),
+                "speedup_vs_release": w / row.get("release_worker", {}).get("docs_per_s", float("nan")),
                 "scaling_2_vs_1": row.get("workers2", {}).get("docs_per_s", float("nan")) / w,
                 "speedup_vs_per_message": w / row.get("per_message", {}).get("docs_per_s", float("nan")),
                 "speedup_vs_quix": w / row.get("quix", {}).get("docs_per_s", float("nan")),
@@ -551,7 +614,10 @@ def run(args: argparse.Namespace) -> int:
 
         results["ceiling_docs_per_s"] = med(lambda x: x["ceiling"]["docs_per_s"])
         results["worker_docs_per_s"] = med(lambda x: x["worker"]["docs_per_s"])
-        results["efficiency_vs_ceiling"] = med(lambda x: x["ratios"]["efficiency_vs_ceiling"])
+        results["passthrough_docs_per_s"] = med(lambda x: x["passthrough"]["docs_per_s"])
+        results["worker_vs_passthrough"] = med(lambda x: x["ratios"]["worker_vs_passthrough"])
+        results["release_worker_docs_per_s"] = med(lambda x: x["release_worker"]["docs_per_s"])
+        results["speedup_vs_release"] = med(lambda x: x["ratios"]["speedup_vs_release"])
         results["worker2_docs_per_s"] = med(lambda x: x["workers2"]["docs_per_s"])
         results["scaling_2_vs_1"] = med(lambda x: x["ratios"]["scaling_2_vs_1"])
         results["per_message_docs_per_s"] = med(lambda x: x["per_message"]["docs_per_s"])
@@ -577,10 +643,11 @@ def run(args: argparse.Namespace) -> int:
             results["latency_ms"] = {k: {q: v[q] for q in ("p50", "p95", "p99")} for k, v in lat["levels"].items()}
             results["latency_detail"] = lat
             results["p99_ms_at_half_load"] = lat["levels"]["50%"]["p99"]
+            results["p99_ms_at_quarter_load"] = lat["levels"]["25%"]["p99"]
             rss.append(lat["rss_peak_mb"])
         else:
             results["latency_ms"] = {}
-            results["p99_ms_at_half_load"] = float("nan")
+            results["p99_ms_at_half_load"] = results["p99_ms_at_quarter_load"] = float("nan")
         results["worker_rss_mb"] = max(rss) if rss else float("nan")
         if "profile" not in skip:
             log("profile: py-spy on one worker at its maximum rate")
@@ -588,6 +655,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         r.stop_all()
         broker.stop()
+        if release is not None:
+            release.remove()
     results["train_seconds"] = float(card.get("train_seconds", float("nan")))
     results["train_peak_rss_mb"] = float(card.get("peak_rss_bytes", float("nan"))) / 2**20
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
@@ -597,8 +666,9 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
     log(f"wrote {out}")
-    for key in ("ceiling_docs_per_s", "worker_docs_per_s", "efficiency_vs_ceiling", "speedup_vs_per_message",
-                "speedup_vs_quix", "p99_ms_at_half_load", "scaling_2_vs_1", "worker_rss_mb"):
+    for key in ("passthrough_docs_per_s", "worker_docs_per_s", "worker_vs_passthrough", "speedup_vs_release",
+                "p99_ms_at_half_load", "p99_ms_at_quarter_load", "scaling_2_vs_1", "worker_rss_mb",
+                "speedup_vs_per_message", "speedup_vs_quix", "ceiling_docs_per_s"):
         print(f"{key:28s} {results[key]:10.3f}")
     if not args.no_report and not quick:
         from bench.report import render
