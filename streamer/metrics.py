@@ -14,6 +14,9 @@ newsstream_inference_seconds                       histogram  model time per bat
 newsstream_message_processing_seconds              histogram  per record: poll returned → offset committed
 newsstream_event_age_seconds                       histogram  per event: publish time − input message timestamp
 newsstream_prediction_confidence                   histogram  head — score of the top label
+newsstream_loop_phase_seconds                      histogram  phase=poll|process|send|deliver|commit — per batch:
+                                                              where a cycle of the loop (and a record's latency)
+                                                              goes
 newsstream_consumer_lag_messages                   gauge      topic, partition — high watermark − position
 newsstream_assigned_partitions                     gauge      partitions currently assigned
 newsstream_last_processed_timestamp_seconds        gauge      unix time of the last committed batch
@@ -79,6 +82,13 @@ class Metrics:
         self.event_age = Histogram("newsstream_event_age_seconds",
                                    "Publish time minus the input message timestamp", buckets=_AGE_BUCKETS,
                                    registry=r)
+        # Where a cycle of the loop spends its time, per batch: what p99 latency is made of (bench/REPORT.md).
+        self.loop_phase = Histogram("newsstream_loop_phase_seconds",
+                                    "Time per batch in each phase of the loop: poll, process (parse, classify, "
+                                    "encode), send, deliver (waiting for acknowledgements), commit",
+                                    ["phase"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.phase = {name: self.loop_phase.labels(phase=name)
+                      for name in ("poll", "process", "send", "deliver", "commit")}
         self.confidence = Histogram("newsstream_prediction_confidence", "Score of the top label, by head",
                                     ["head"], buckets=_CONFIDENCE_BUCKETS, registry=r)
         self.lag = Gauge("newsstream_consumer_lag_messages", "High watermark minus position, per partition",

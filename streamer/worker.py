@@ -347,7 +347,10 @@ class Worker:
         self.models.swap_if_pending()
         # With a batch in flight, don't sit in poll: settle it as soon as there is nothing new to overlap with.
         wait_ms = 0 if self._in_flight is not None else self.settings.batch_max_wait_ms
+        t0 = time.perf_counter()
         records = consumer.poll(timeout_ms=wait_ms, max_records=self.settings.batch_max_messages)
+        if records:  # an empty poll is idle time, not part of any record's latency
+            self.metrics.phase["poll"].observe(time.perf_counter() - t0)
         self.health.beat()
         if records:
             batch = self._prepare(records)
@@ -403,7 +406,8 @@ class Worker:
         bundle = self.models.current
         t0 = time.perf_counter()
         processed = process(records, bundle, self.limits, s.output_topic, s.dlq_topic)
-        m.inference.observe(time.perf_counter() - t0)
+        m.inference.observe(elapsed := time.perf_counter() - t0)
+        m.phase["process"].observe(elapsed)
         return Batch(
             started=started,
             records=records,
@@ -423,6 +427,7 @@ class Worker:
         if indexes is None:
             indexes = list(range(len(batch.outputs)))
             batch.futures = [None] * len(batch.outputs)
+        t0 = time.perf_counter()
         for i in indexes:
             while True:
                 out = batch.outputs[i]
@@ -433,6 +438,7 @@ class Worker:
                     batch.futures[i] = _Refused(exc)
                     if not replace_refused(batch, self.limits, self.settings.dlq_topic, only=[i]):
                         raise
+        self.metrics.phase["send"].observe(time.perf_counter() - t0)
 
     def _publish_pipelined(self, batch: Batch) -> None:
         # The previous batch had the whole classification of this one to be acknowledged: settle (commit) it
@@ -478,17 +484,21 @@ class Worker:
     def _settle_one(self, batch: Batch, also_failing: list[Batch]) -> None:
         consumer = self.consumer
         assert consumer is not None
+        t0 = time.perf_counter()
         try:
             self._deliver(batch)
         except BatchFailed:
             self._fail([batch, *also_failing])
             raise
+        t1 = time.perf_counter()
+        self.metrics.phase["deliver"].observe(t1 - t0)
         try:
             consumer.commit(batch.offsets)
         except Exception as exc:  # CommitFailedError, RebalanceInProgressError, broker errors
             self.metrics.commit_failures.inc()
             self._fail([batch, *also_failing])
             raise BatchFailed(f"commit failed: {type(exc).__name__}: {exc}") from exc
+        self.metrics.phase["commit"].observe(time.perf_counter() - t1)
         self.metrics.commits.inc()
         self._done(batch)
 
