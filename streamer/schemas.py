@@ -17,9 +17,9 @@ import enum
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 #: Bumped when a field of the enriched event changes meaning or disappears; sent as the ``schema-version`` header.
 SCHEMA_VERSION = "1"
@@ -38,14 +38,27 @@ class DeadLetterReason(enum.StrEnum):
     OUTPUT_TOO_LARGE = "output_too_large"
 
 
+#: Integer ids are accepted (upstream systems number their articles) within 64 bits, and become strings.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 class Article(BaseModel):
-    """An input article. Unknown fields are kept and passed through to the enriched event."""
+    """An input article. Unknown fields are kept and passed through to the enriched event.
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    The JSON Schema generated from this model (``newsstream schema`` → ``schemas/article.schema.json``) accepts
+    exactly what the worker enriches: ``id`` a string of 1-512 characters or a 64-bit integer, ``text`` with at
+    least one non-whitespace character (the worker dead-letters blank text as ``empty_text``).
+    """
 
-    id: str = Field(min_length=1, max_length=512)
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False, title="Article")
+
+    id: Annotated[str, WithJsonSchema({
+        "anyOf": [{"type": "string", "minLength": 1, "maxLength": 512},
+                  {"type": "integer", "minimum": _INT64[0], "maximum": _INT64[1]}],
+        "description": "The article id; an integer id becomes its decimal string in the enriched event and the key",
+    })] = Field(min_length=1, max_length=512)
     title: str | None = None
-    text: str
+    text: str = Field(json_schema_extra={"pattern": r"\S", "description": "The body; not blank"})
     url: str | None = None
     source: str | None = None
     published_at: str | None = None
@@ -55,14 +68,18 @@ class Article(BaseModel):
     @classmethod
     def _id_as_string(cls, value: Any) -> Any:
         # Integer ids are common in upstream systems; the Kafka key needs a string either way.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 7.0 is the integer 7 in JSON (and to JSON Schema): same id, same key
         if isinstance(value, int) and not isinstance(value, bool):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise ValueError("an integer id must fit in 64 bits; send larger ids as strings")
             return str(value)
         return value
 
 
 class Scored(BaseModel):
     label: str
-    score: float
+    score: float = Field(ge=0, le=1)
 
 
 class Origin(BaseModel):
@@ -73,15 +90,21 @@ class Origin(BaseModel):
 
 class EnrichedEvent(BaseModel):
     """The enriched event of the default taxonomy (documentation and test-side validation; the worker builds the
-    dict directly). :func:`enriched_event_model` gives the same model for any taxonomy.
+    dict directly). :func:`enriched_event_model` gives the same model for any taxonomy, with each head's labels.
 
     Prediction fields win over input fields of the same name (an input ``topic`` field is overwritten).
     ``origin`` is ``null`` for offline ``newsstream classify`` output.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", title="EnrichedEvent")
 
-    id: str
+    id: str = Field(min_length=1, max_length=512)
+    title: str | None
+    text: str
+    url: str | None
+    source: str | None
+    published_at: str | None
+    language: str | None
     topic: Scored
     topics: list[Scored]
     incident: Scored
@@ -93,7 +116,8 @@ class EnrichedEvent(BaseModel):
 
 
 def enriched_event_model(taxonomy: Any) -> type[BaseModel]:
-    """The enriched-event model of a bundle's taxonomy: per head, ``<head>: Scored`` and ``<plural>: [Scored]``.
+    """The enriched-event model of a bundle's taxonomy: per head, ``<head>: {label, score}`` and ``<plural>``,
+    the top-k list, with the head's labels as an enum.
 
     >>> from streamer.taxonomy import Taxonomy
     >>> model = enriched_event_model(Taxonomy.from_dict({"heads": {"category": ["a", "b"]}}))
@@ -103,13 +127,16 @@ def enriched_event_model(taxonomy: Any) -> type[BaseModel]:
     from pydantic import create_model
 
     fields: dict[str, Any] = {
-        name: (info.annotation, ...) for name, info in EnrichedEvent.model_fields.items()
+        name: (info.annotation, info) for name, info in EnrichedEvent.model_fields.items()
         if name not in ("topic", "topics", "incident", "incidents")
     }
-    for head, plural in taxonomy.plurals.items():
-        fields[head] = (Scored, ...)
-        fields[plural] = (list[Scored], ...)
-    return create_model(f"EnrichedEvent_{taxonomy.name}", __config__=ConfigDict(extra="allow"), **fields)
+    for head, labels in taxonomy.labels.items():
+        scored = create_model(f"{head.title().replace('_', '')}Scored", __config__=ConfigDict(extra="forbid"),
+                              label=(Literal[tuple(labels)], ...),  # type: ignore[arg-type]
+                              score=(float, Field(ge=0, le=1)))
+        fields[head] = (scored, ...)
+        fields[taxonomy.plurals[head]] = (list[scored], Field(min_length=1))  # type: ignore[valid-type]
+    return create_model("EnrichedEvent", __config__=ConfigDict(extra="allow", title="EnrichedEvent"), **fields)
 
 
 @dataclass(frozen=True, slots=True)

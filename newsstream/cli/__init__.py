@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "broker": "broker",
     "train": "train",
     "evaluate": "evaluate",
+    "schema": "schema",
 }
 
 

@@ -19,7 +19,8 @@ Decisions this file pins down (the schema is ``streamer.schemas.parse_article``)
 - **Nesting deeper than the parser's recursion limit**: ``invalid_json``.
 - **Null key**: not a fault by itself (the output key is the article id); a null-keyed bad value is
   dead-lettered with its key still null.
-- **Integer ids** are valid and become strings; float, bool, null, list and object ids are ``invalid_schema``.
+- **Integer ids** are valid and become strings (within 64 bits; ``7.0`` is the integer 7, as JSON Schema says);
+  fractional, bool, null, list and object ids are ``invalid_schema``.
 """
 
 from __future__ import annotations
