@@ -51,7 +51,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
     release = (results.get("release") or {}).get("ref", "previous release")
     names = ["pass-through\n(no model)", "model alone\n(offline)", "worker ×1", "worker ×2", f"worker\n{release}",
              "per-message\nkafka-python", "per-message\nQuix Streams"]
@@ -64,7 +64,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax1.annotate(fmt(v, 0), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     ax1.set_ylabel("articles / second (median of rounds)")
     ax1.set_title("Throughput, full Guardian articles")
-    ax1.tick_params(axis="x", labelsize=8)
+    ax1.tick_params(axis="x", labelsize=7)
     levels = results.get("latency_ms") or {}
     if levels:
         labels = list(levels)
