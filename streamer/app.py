@@ -12,6 +12,7 @@ False
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from streamer.http import Health, MetricsServer
 from streamer.metrics import Metrics
 from streamer.model_watch import ModelHolder, default_models_dir
 from streamer.settings import Settings
+from streamer.shadow import Shadow
 from streamer.worker import Worker
 
 log = logging.getLogger("streamer.worker")
@@ -54,19 +56,33 @@ class App:
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry | None = None) -> App:
         registry = registry if registry is not None else CollectorRegistry()
-        metrics = Metrics(registry)
+        metrics = Metrics(registry, settings.drift_window_predictions, settings.drift_min_predictions)
         location = settings.model_path or default_models_dir()
+        reference = None
+        if settings.drift_reference_path is not None:
+            try:
+                reference = json.loads(settings.drift_reference_path.read_text(encoding="utf-8"))
+                if not isinstance(reference, dict):
+                    raise ValueError("expected a JSON object {head: {label: share}}")
+            except (OSError, ValueError) as exc:
+                raise StartupError(f"cannot read NEWSSTREAM_DRIFT_REFERENCE_PATH "
+                                   f"{settings.drift_reference_path}: {exc}", 2) from exc
         try:
             models = ModelHolder(location, metrics, settings.model_watch_interval_s,
-                                 settings.model_allow_taxonomy_change)
+                                 settings.model_allow_taxonomy_change, reference)
         except ModelError as exc:
             raise StartupError(f"cannot load the model from {location}: {exc}", 3) from exc
+        shadow = None
+        if settings.shadow_model_path is not None:
+            # A shadow that does not verify is refused here, logged and counted; the live model serves regardless.
+            shadow = Shadow.load(settings.shadow_model_path, metrics, list(models.current.labels),
+                                 settings.drift_window_predictions)
         health = Health(settings.heartbeat_timeout_s)
         try:
             server = MetricsServer(settings.metrics_host, settings.metrics_port, registry, health).start()
         except OSError as exc:
             raise StartupError(f"cannot listen on {settings.metrics_host}:{settings.metrics_port}: {exc}", 4) from exc
-        worker = Worker(settings, metrics, models, health)
+        worker = Worker(settings, metrics, models, health, shadow)
         return cls(settings, registry, metrics, models, health, server, worker)
 
     @property

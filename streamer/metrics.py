@@ -14,6 +14,15 @@ newsstream_inference_seconds                       histogram  model time per bat
 newsstream_message_processing_seconds              histogram  per record: poll returned → offset committed
 newsstream_event_age_seconds                       histogram  per event: publish time − input message timestamp
 newsstream_prediction_confidence                   histogram  head — score of the top label
+newsstream_prediction_drift                        gauge      head — Jensen–Shannon distance of the last
+                                                              NEWSSTREAM_DRIFT_WINDOW_PREDICTIONS labels from the
+                                                              training mix (0 same … 1 disjoint; NaN until the
+                                                              window holds NEWSSTREAM_DRIFT_MIN_PREDICTIONS)
+newsstream_shadow_agreement_ratio                  gauge      head — share of the last window's articles where the
+                                                              shadow model's top label equals the live one's
+newsstream_shadow_inference_seconds                histogram  shadow model time per batch
+newsstream_shadow_errors_total                     counter    stage=load|classify|publish — shadow failures (the
+                                                              live path is never affected)
 newsstream_loop_phase_seconds                      histogram  phase=poll|process|send|deliver|commit — per batch:
                                                               where a cycle of the loop (and a record's latency)
                                                               goes
@@ -51,6 +60,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from streamer.drift import LabelWindow
+
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
@@ -58,7 +69,7 @@ _CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, drift_window: int = 1000, drift_min: int = 200) -> None:
         self.registry = registry
         r = registry
         # CPU, memory, file descriptors and GC pauses next to our own series (what a leak or a GC storm shows in).
@@ -114,6 +125,19 @@ class Metrics:
                                 registry=r)
         self.model_reloads = Counter("newsstream_model_reloads_total", "Model reload attempts by result",
                                      ["result"], registry=r)
+        self.drift = Gauge("newsstream_prediction_drift",
+                           "Jensen-Shannon distance between the label mix of the recent predictions and the "
+                           "training mix (0 = same mix, 1 = no label in common)", ["head"], registry=r)
+        self.shadow_agreement = Gauge("newsstream_shadow_agreement_ratio",
+                                      "Share of recent articles where the shadow model's top label equals the live "
+                                      "model's", ["head"], registry=r)
+        self.shadow_inference = Histogram("newsstream_shadow_inference_seconds",
+                                          "Shadow model time per batch", buckets=_LATENCY_BUCKETS, registry=r)
+        self.shadow_errors = Counter("newsstream_shadow_errors_total",
+                                     "Shadow model failures by stage (the live path goes on)", ["stage"], registry=r)
+        self.drift_window = drift_window
+        self.drift_min = drift_min
+        self._windows: dict[str, LabelWindow] = {}
         # Children cached: labels() takes a lock and a dict lookup, and the hot path calls these per batch.
         # Label values come from the serving bundle's taxonomy (its card): bounded, and a custom taxonomy's heads
         # get series without code changes. Set by set_model.
@@ -124,8 +148,11 @@ class Metrics:
         for event in ("assigned", "revoked", "lost"):
             self.rebalances.labels(event=event)
 
-    def set_model(self, name: str, version: str, heads: Mapping[str, Sequence[str]] | None = None) -> None:
-        """The serving model; ``heads`` (its taxonomy) sets the head/label values the prediction series take."""
+    def set_model(self, name: str, version: str, heads: Mapping[str, Sequence[str]] | None = None,
+                  reference: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        """The serving model; ``heads`` (its taxonomy) sets the head/label values the prediction series take;
+        ``reference`` (the training label mix per head) is what drift is measured against; a new model starts a
+        new drift window."""
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
         if heads is None:
@@ -140,8 +167,15 @@ class Metrics:
         for head, labels in labelled.items():
             for label in labels:
                 self.classified.labels(head=head, label=label)  # every label visible at 0 from the start
+        self.drift.clear()
+        self._windows = {}
+        for head, labels in labelled.items():
+            if reference and reference.get(head):
+                self._windows[head] = LabelWindow(labels, reference[head], self.drift_window)
+                self.drift.labels(head=head).set(float("nan"))
 
     def record_predictions(self, predictions: Iterable[dict[str, Any]]) -> None:
+        predictions = list(predictions)
         tally: Tally[tuple[str, str]] = Tally()
         for prediction in predictions:
             for head, child in self._confidence_child.items():
@@ -150,3 +184,7 @@ class Metrics:
                 child.observe(best["score"])
         for (head, label), count in tally.items():
             self.classified.labels(head=head, label=label).inc(count)
+        for head, window in self._windows.items():
+            window.add(p[head]["label"] for p in predictions)
+            if len(window) >= self.drift_min:
+                self.drift.labels(head=head).set(window.distance())

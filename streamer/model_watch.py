@@ -49,6 +49,7 @@ from streamer.artifact import (
     load_bundle,
     verify,
 )
+from streamer.drift import reference_mix
 from streamer.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,11 @@ def load_checked(bundle_dir: Path) -> ModelBundle:
 
 class ModelHolder:
     def __init__(self, location: Path, metrics: Metrics, interval_s: float = 5.0,
-                 allow_taxonomy_change: bool = False) -> None:
+                 allow_taxonomy_change: bool = False,
+                 drift_reference: dict[str, dict[str, float]] | None = None) -> None:
         self.location = Path(location)
+        #: what drift is measured against: the operator's mix, else each bundle's training mix (its card)
+        self.drift_reference = drift_reference
         #: Downstream consumers rely on the heads and labels: a bundle that changes them is refused on hot reload
         #: unless the operator says otherwise (NEWSSTREAM_MODEL_ALLOW_TAXONOMY_CHANGE).
         self.allow_taxonomy_change = allow_taxonomy_change
@@ -155,7 +159,8 @@ class ModelHolder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        metrics.set_model(self.current.name, self.current.version, self.current.taxonomy.labels)
+        metrics.set_model(self.current.name, self.current.version, self.current.taxonomy.labels,
+                          self.drift_reference or reference_mix(self.current.card))
 
     def _bundles(self) -> list[Path]:
         """The bundle directories the location holds, newest first."""
@@ -297,7 +302,8 @@ class ModelHolder:
             return False
         old = self.current.describe()
         self.current = bundle
-        self.metrics.set_model(bundle.name, bundle.version, bundle.taxonomy.labels)
+        self.metrics.set_model(bundle.name, bundle.version, bundle.taxonomy.labels,
+                               self.drift_reference or reference_mix(bundle.card))
         self.metrics.model_reloads.labels(result="success").inc()
         log.info("model swapped", extra={"from": old, "to": bundle.describe()})
         return True

@@ -81,6 +81,7 @@ class Output:
     source: Any
     rejection: Rejection | None = None
     prediction: dict[str, Any] | None = None
+    article: Any = None  # the parsed input of an event (a shadow model scores the same articles)
     form: str = "event"  # event | whole | bounded | minimal
 
     def header(self, name: str) -> str | None:
@@ -252,7 +253,7 @@ def process(records: Sequence[Record], bundle: ModelBundle, limits: Limits, outp
             dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
                                         f"enriched event is {size} bytes, limit {limits.max_output_bytes}")))
             continue
-        out.outputs.append(Output(output_topic, key, value, headers, rec, prediction=prediction))
+        out.outputs.append(Output(output_topic, key, value, headers, rec, prediction=prediction, article=article))
     for rec, rejection in dead:
         out.outputs.append(dead_letter(rec, rejection, limits, dlq_topic))
     return out

@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     model_watch_interval_s: float = Field(
         default=5.0, ge=0, description="how often to look for a new model (0 = never)"
     )
+    drift_window_predictions: int = Field(
+        default=1000, ge=10, description="predictions per head the drift gauge compares with the training mix"
+    )
+    drift_min_predictions: int = Field(
+        default=200, ge=1, description="predictions in the window before the drift gauge reports (NaN until then)"
+    )
+    drift_reference_path: Path | None = Field(
+        default=None,
+        description="JSON {head: {label: share}} to measure drift against instead of the model card's training mix",
+    )
+    shadow_model_path: Path | None = Field(
+        default=None,
+        description="a second bundle that scores every batch beside the live one and publishes nothing (or to "
+                    "NEWSSTREAM_SHADOW_TOPIC)",
+    )
+    shadow_topic: str | None = Field(default=None, description="topic for the shadow model's events (optional)")
     model_allow_taxonomy_change: bool = Field(
         default=False,
         description="hot reload may serve a bundle whose heads or labels differ from the serving one's",

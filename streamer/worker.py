@@ -38,8 +38,10 @@ from kafka.structs import OffsetAndMetadata
 from streamer.http import Health
 from streamer.metrics import Metrics
 from streamer.model_watch import ModelHolder
-from streamer.pipeline import Limits, Output, Processed, process, refused_event, shrink
+from streamer.pipeline import Limits, Output, Processed, dumps, now_iso, process, refused_event, shrink
+from streamer.schemas import SCHEMA_VERSION, enrich
 from streamer.settings import Settings
+from streamer.shadow import Shadow
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +149,13 @@ class _Rebalance(AsyncConsumerRebalanceListener):
 
 
 class Worker:
-    def __init__(self, settings: Settings, metrics: Metrics, models: ModelHolder, health: Health) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, models: ModelHolder, health: Health,
+                 shadow: Shadow | None = None) -> None:
         self.settings = settings
+        self.shadow = shadow
+        # Shadow events need a topic that exists (send() would block the loop on a missing one) and are never
+        # part of a transaction (exactly_once publishes the live outputs only).
+        self._shadow_topic_ok = False
         self.metrics = metrics
         self.models = models
         self.health = health
@@ -268,6 +275,11 @@ class Worker:
                    (("input", s.input_topic), ("output", s.output_topic), ("dead-letter", s.dlq_topic))
                    if name not in existing]
         self.health.warnings = [f"{m} does not exist on the broker" for m in missing]
+        if self.shadow is not None and s.shadow_topic:
+            self._shadow_topic_ok = s.shadow_topic in existing and not s.exactly_once
+            if not self._shadow_topic_ok:
+                why = "exactly_once publishes live outputs only" if s.exactly_once else "the topic does not exist"
+                self.shadow.failed("publish", RuntimeError(f"shadow events not published to {s.shadow_topic!r}: {why}"))
         if missing:
             log.error("topics missing on the broker; create them (or enable auto-creation)",
                       extra={"missing": missing, "bootstrap_servers": s.bootstrap_servers})
@@ -408,6 +420,12 @@ class Worker:
         processed = process(records, bundle, self.limits, s.output_topic, s.dlq_topic)
         m.inference.observe(elapsed := time.perf_counter() - t0)
         m.phase["process"].observe(elapsed)
+        if self.shadow is not None:
+            events = [o for o in processed.outputs if o.rejection is None and o.article is not None]
+            docs = [(o.article.title or "", o.article.text) for o in events]
+            scored = self.shadow.score(docs, [o.prediction or {} for o in events])
+            if scored is not None and self._shadow_topic_ok:
+                self._publish_shadow(events, scored)
         return Batch(
             started=started,
             records=records,
@@ -415,6 +433,25 @@ class Worker:
             first={tp: recs[0].offset for tp, recs in records_by_tp.items()},
             processed=processed,
         )
+
+    def _publish_shadow(self, events: list[Any], predictions: list[dict[str, Any]]) -> None:
+        """The shadow's events, fire and forget: outside the batch's acknowledgements and commit."""
+        producer, shadow, topic = self.producer, self.shadow, self.settings.shadow_topic
+        assert producer is not None and shadow is not None and topic
+        model = shadow.bundle.describe()
+        headers = [("schema-version", SCHEMA_VERSION.encode()), ("model-name", model["name"].encode()),
+                   ("model-version", model["version"].encode()), ("content-type", b"application/json"),
+                   ("shadow", b"true")]
+        processed_at = now_iso()
+        try:
+            for out, prediction in zip(events, predictions, strict=True):
+                rec = out.source
+                origin = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+                value = dumps(enrich(out.article, prediction, model, processed_at, origin))
+                future = producer.send(topic, key=out.key, value=value, headers=headers)
+                future.add_errback(lambda exc: shadow.failed("publish", exc))
+        except Exception as exc:
+            shadow.failed("publish", exc)
 
     def _send(self, batch: Batch, indexes: list[int] | None = None) -> None:
         """Send outputs of the batch (all, or those at ``indexes``), filling ``batch.futures`` in the same order.

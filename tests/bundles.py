@@ -43,6 +43,8 @@ def build_bundle(directory: Path, version: str, name: str = "test-model", create
         "name": name,
         "version": version,
         "created_at": created_at or datetime.now(UTC).isoformat(),
+        # what prediction drift is measured against: the labels' share among the training rows (all equal here)
+        "training_label_mix": {head: {label: 1 / len(set(y)) for label in set(y)} for head, (_, y) in labelled.items()},
     }
     return save_bundle(Path(directory), {"features": features, "heads": heads, "log_prior_shift": {}}, card)
 

@@ -217,7 +217,7 @@ def test_promtool_check_config_and_rules() -> None:
     assert b"1 rule files found" in config.stdout
     rules = promtool("check", "rules", str(PROM_DIR / "alerts.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert b"SUCCESS: 8 rules found" in rules.stdout
+    assert b"SUCCESS: 10 rules found" in rules.stdout
 
 
 def test_promtool_rule_unit_tests() -> None:
@@ -338,7 +338,10 @@ def live(broker: Any, topics_factory: Any, worker_factory: Any, model_v1: Path,
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus not installed (make test installs it with apt when run as root)")
     t = topics_factory(partitions=6)
-    worker = worker_factory(t, model_v1, batch_max_wait_ms=100)
+    # With a shadow (the same bundle) so the shadow series have data; the drift window fills within the first
+    # seconds of traffic (NEWSSTREAM_DRIFT_MIN_PREDICTIONS lowered to 50).
+    worker = worker_factory(t, model_v1, batch_max_wait_ms=100, drift_min_predictions=50,
+                            shadow_model_path=model_v1 / "test-model-1")
     worker.wait_ready(timeout_s=60)
 
     examples = [line for line in (ROOT / "examples" / "articles.jsonl").read_bytes().splitlines() if line.strip()]
@@ -408,7 +411,8 @@ def test_dashboard_and_alerts_on_a_real_prometheus(live: Any) -> None:
     active = {a["labels"]["alertname"]: a["state"] for a in prom.api("alerts")["data"]["alerts"]}
     assert active.get("NewsstreamDeadLetterRateHigh") == "pending", active
     for quiet in ("NewsstreamWorkerDown", "NewsstreamNoProgress", "NewsstreamModelReloadRefused", "NewsstreamNotReady",
-                  "NewsstreamConsumingWithoutCommitting", "NewsstreamDeadLetterTopicRefusing"):
+                  "NewsstreamConsumingWithoutCommitting", "NewsstreamDeadLetterTopicRefusing",
+                  "NewsstreamShadowFailing"):
         assert quiet not in active, active
 
     # The exposition the dashboards are built on passes promtool's lint.
