@@ -383,6 +383,9 @@ def run(args: Any) -> int:
         "recipe": asdict(recipe),
         "recipe_label": recipe.label(),
         "taxonomy": taxonomy.as_dict(),
+        # What prediction drift is measured against (streamer/drift.py): the label mix of the training rows.
+        "training_label_mix": {head: {label: round(n / max(1, sum(counts.values())), 6) for label, n in counts.items()}
+                               for head, counts in label_counts(rows, taxonomy.labels).items()},
         "none_shift": none_shift,
         "data": {
             "root": str(root),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -206,6 +206,10 @@ class CVResult:
     fit_seconds: float
     docs_per_second: float = 0.0
     shift_head: str | None = "incident"  # the head with a none label, whose threshold is tuned
+    #: per head, the out-of-fold top-label confidence: a 10-bin histogram (shares) and quantiles
+    confidence: dict[str, Any] = field(default_factory=dict)
+    #: per head, the share of each label among the out-of-fold predictions (what the model says on training-like data)
+    predicted_mix: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         out: dict[str, Any] = {"recipe": self.recipe.label(), "params": asdict(self.recipe)}
@@ -214,6 +218,10 @@ class CVResult:
             out["none_shift"] = self.none_shift
             out[f"cv_macro_f1_{self.shift_head}_shifted"] = round(self.macro_f1_shifted, 4)
         out.update({"fit_seconds": round(self.fit_seconds, 1), "docs_per_second": round(self.docs_per_second)})
+        if self.confidence:
+            out["confidence"] = self.confidence
+        if self.predicted_mix:
+            out["predicted_mix"] = self.predicted_mix
         return out
 
 
@@ -256,6 +264,8 @@ def cross_validate(
             oof[head][test_idx] = full  # type: ignore[index]
     scores: dict[str, float] = {}
     shift, shifted = 0.0, 0.0
+    confidence: dict[str, Any] = {}
+    predicted_mix: dict[str, dict[str, float]] = {}
     shift_head = next((h.name for h in taxonomy.heads if h.none_label is not None), None)
     for head in heads:
         labels = list(heads[head])
@@ -268,13 +278,21 @@ def cross_validate(
         y = [str(getattr(rows[i], head)) for i in keep]
         pred = np.asarray(labels)[proba.argmax(axis=1)]
         scores[head] = float(f1_score(y, pred, average="macro", zero_division=0))
+        top = proba.max(axis=1)
+        hist, edges = np.histogram(top, bins=10, range=(0.0, 1.0))
+        confidence[head] = {"bins": [round(float(e), 1) for e in edges],
+                            "share": [round(float(c) / max(1, len(top)), 4) for c in hist],
+                            "quantiles": {q: round(float(np.quantile(top, float(q))), 4) if len(top) else None
+                                          for q in ("0.1", "0.25", "0.5", "0.75", "0.9")}}
+        predicted_mix[head] = {label: round(float(np.mean(pred == label)), 4) for label in labels}
         if head == shift_head:
             none_label = str(taxonomy.head(head).none_label)
             if recipe.tune_none_shift:
                 shift, shifted = tune_none_shift(proba, labels, y, none_label)
             else:
                 shifted = scores[head]
-    return CVResult(recipe, scores, shift, shifted, time.perf_counter() - started, shift_head=shift_head)
+    return CVResult(recipe, scores, shift, shifted, time.perf_counter() - started, shift_head=shift_head,
+                    confidence=confidence, predicted_mix=predicted_mix)
 
 
 def measure_throughput(predict: Any, docs: Sequence[Doc], batch_size: int = 256, repeats: int = 3) -> float:
