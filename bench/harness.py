@@ -9,10 +9,11 @@ Everything is measured side by side in one run. A *round* measures, back to back
 2. the kafka-python pass-through loop with no model (``bench/baselines.py passthrough``): the floor the client
    library sets, so ``worker_vs_passthrough`` says how close the worker gets to it;
 3. one worker process (``python -m newsstream worker``, default settings);
-4. one worker of the previous release (its git tag checked out into a worktree, its own model):
+4. one worker with a shadow model (the same bundle again): ``shadow_rate_ratio``, its rate ÷ the worker's;
+5. one worker of the previous release (its git tag checked out into a worktree, its own model):
    ``speedup_vs_release``;
-5. two worker processes in one consumer group;
-6. the per-message kafka-python loop and 7. the Quix Streams application (``bench/baselines.py``).
+6. two worker processes in one consumer group;
+7. the per-message kafka-python loop and 8. the Quix Streams application (``bench/baselines.py``).
 
 Each ratio is computed within its round; the reported ratio is the median over rounds. Then one worker serves a
 fixed-rate producer at 25, 50 and 75 % of its measured maximum (latency), and one worker is sampled with py-spy
@@ -269,7 +270,7 @@ class Runner:
         return p
 
     def worker(self, input_topic: str, output_topic: str, group: str, name: str = "worker",
-               release: Release | None = None) -> Proc:
+               release: Release | None = None, extra_env: dict[str, str] | None = None) -> Proc:
         """A worker of this checkout, or of ``release`` (its own tree and model, run from that tree)."""
         from streamer.broker import free_port
 
@@ -285,6 +286,7 @@ class Runner:
             "NEWSSTREAM_METRICS_PORT": str(port),
             "NEWSSTREAM_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "NEWSSTREAM_LOG_FORMAT": "json",
+            **(extra_env or {}),
         })
         if release is None:
             return self.spawn(name, [sys.executable, "-m", "newsstream", "worker"], env, port)
@@ -380,13 +382,13 @@ def ceiling(model: Path, data_root: Path, docs: int, tmp: Path) -> dict[str, Any
 
 
 def run_workers(r: Runner, input_topic: str, n: int, count: int, timeout_s: float,
-                release: Release | None = None) -> dict[str, Any]:
+                release: Release | None = None, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """``n`` worker processes in one group, each writing its own output topic (so each one's rate is exact)."""
     group = uid("group")
     outputs = [uid(f"out{i}") for i in range(n)]
     create(r.bootstrap, *outputs)
     tag = f"-{release.ref}" if release else ""
-    procs = [r.worker(input_topic, out, group, name=f"worker{tag}{i}of{n}", release=release)
+    procs = [r.worker(input_topic, out, group, name=f"worker{tag}{i}of{n}", release=release, extra_env=extra_env)
              for i, out in enumerate(outputs)]
     try:
         broker_cpu0, t0 = cpu_seconds(r.broker_pid), time.monotonic()
@@ -576,6 +578,11 @@ def run(args: argparse.Namespace) -> int:
                 row["passthrough"] = run_baseline(r, "passthrough", sys.executable, input_topic, docs, timeout)
             log(f"round {i + 1}/{rounds}: one worker")
             row["worker"] = run_workers(r, input_topic, 1, docs, timeout)
+            if "shadow" not in skip:
+                # A shadow of the same size as the live model (the same bundle): what scoring a candidate costs.
+                log(f"round {i + 1}/{rounds}: one worker with a shadow model")
+                row["worker_shadow"] = run_workers(r, input_topic, 1, docs, timeout,
+                                                   extra_env={"NEWSSTREAM_SHADOW_MODEL_PATH": str(model)})
             if release is not None:
                 log(f"round {i + 1}/{rounds}: one worker of {release.ref}")
                 row["release_worker"] = run_workers(r, input_topic, 1, docs, timeout, release=release)
@@ -596,6 +603,7 @@ def run(args: argparse.Namespace) -> int:
             row["ratios"] = {
                 "worker_vs_passthrough": w / row.get("passthrough", {}).get("docs_per_s", float("nan")),
                 "speedup_vs_release": w / row.get("release_worker", {}).get("docs_per_s", float("nan")),
+                "shadow_rate_ratio": row.get("worker_shadow", {}).get("docs_per_s", float("nan")) / w,
                 "scaling_2_vs_1": row.get("workers2", {}).get("docs_per_s", float("nan")) / w,
                 "speedup_vs_per_message": w / row.get("per_message", {}).get("docs_per_s", float("nan")),
                 "speedup_vs_quix": w / row.get("quix", {}).get("docs_per_s", float("nan")),
@@ -617,6 +625,8 @@ def run(args: argparse.Namespace) -> int:
         results["passthrough_docs_per_s"] = med(lambda x: x["passthrough"]["docs_per_s"])
         results["worker_vs_passthrough"] = med(lambda x: x["ratios"]["worker_vs_passthrough"])
         results["release_worker_docs_per_s"] = med(lambda x: x["release_worker"]["docs_per_s"])
+        results["worker_with_shadow_docs_per_s"] = med(lambda x: x["worker_shadow"]["docs_per_s"])
+        results["shadow_rate_ratio"] = med(lambda x: x["ratios"]["shadow_rate_ratio"])
         results["speedup_vs_release"] = med(lambda x: x["ratios"]["speedup_vs_release"])
         results["worker2_docs_per_s"] = med(lambda x: x["workers2"]["docs_per_s"])
         results["scaling_2_vs_1"] = med(lambda x: x["ratios"]["scaling_2_vs_1"])
@@ -668,7 +678,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"wrote {out}")
     for key in ("passthrough_docs_per_s", "worker_docs_per_s", "worker_vs_passthrough", "speedup_vs_release",
                 "p99_ms_at_half_load", "p99_ms_at_quarter_load", "scaling_2_vs_1", "worker_rss_mb",
-                "speedup_vs_per_message", "speedup_vs_quix", "ceiling_docs_per_s"):
+                "speedup_vs_per_message", "speedup_vs_quix", "ceiling_docs_per_s", "shadow_rate_ratio"):
         print(f"{key:28s} {results[key]:10.3f}")
     if not args.no_report and not quick:
         from bench.report import render

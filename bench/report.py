@@ -133,9 +133,9 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         "",
         "## Throughput (articles/second)",
         "",
-        "| round | pass-through | model alone | worker ×1 | worker ×2 | release worker | per-message | Quix "
-        "| vs pass-through | vs release | 2 vs 1 | vs per-message | vs Quix |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| round | pass-through | model alone | worker ×1 | worker + shadow | worker ×2 | release worker | per-message "
+        "| Quix | vs pass-through | vs release | shadow ÷ none | 2 vs 1 | vs per-message | vs Quix |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def rate(row: dict[str, Any], key: str) -> str:
@@ -145,17 +145,20 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         ra = row.get("ratios", {})
         lines.append(
             f"| {i} | {rate(row, 'passthrough')} | {rate(row, 'ceiling')} | {rate(row, 'worker')} | "
-            f"{rate(row, 'workers2')} | {rate(row, 'release_worker')} | {rate(row, 'per_message')} | "
-            f"{rate(row, 'quix')} | {fmt(ra.get('worker_vs_passthrough'), 3)} | "
-            f"{fmt(ra.get('speedup_vs_release'), 2)} | {fmt(ra.get('scaling_2_vs_1'), 3)} | "
+            f"{rate(row, 'worker_shadow')} | {rate(row, 'workers2')} | {rate(row, 'release_worker')} | "
+            f"{rate(row, 'per_message')} | {rate(row, 'quix')} | {fmt(ra.get('worker_vs_passthrough'), 3)} | "
+            f"{fmt(ra.get('speedup_vs_release'), 2)} | {fmt(ra.get('shadow_rate_ratio'), 2)} | "
+            f"{fmt(ra.get('scaling_2_vs_1'), 3)} | "
             f"{fmt(ra.get('speedup_vs_per_message'), 2)} | {fmt(ra.get('speedup_vs_quix'), 2)} |")
     r = results
     lines.append(
         f"| **median** | {fmt(r.get('passthrough_docs_per_s'), 0)} | {fmt(r.get('ceiling_docs_per_s'), 0)} | "
-        f"{fmt(r.get('worker_docs_per_s'), 0)} | {fmt(r.get('worker2_docs_per_s'), 0)} | "
+        f"{fmt(r.get('worker_docs_per_s'), 0)} | {fmt(r.get('worker_with_shadow_docs_per_s'), 0)} | "
+        f"{fmt(r.get('worker2_docs_per_s'), 0)} | "
         f"{fmt(r.get('release_worker_docs_per_s'), 0)} | {fmt(r.get('per_message_docs_per_s'), 0)} | "
         f"{fmt(r.get('quix_docs_per_s'), 0)} | {fmt(r.get('worker_vs_passthrough'), 3)} | "
-        f"{fmt(r.get('speedup_vs_release'), 2)} | {fmt(r.get('scaling_2_vs_1'), 3)} | "
+        f"{fmt(r.get('speedup_vs_release'), 2)} | {fmt(r.get('shadow_rate_ratio'), 2)} | "
+        f"{fmt(r.get('scaling_2_vs_1'), 3)} | "
         f"{fmt(r.get('speedup_vs_per_message'), 2)} | {fmt(r.get('speedup_vs_quix'), 2)} |")
     if results.get("quix_error"):
         lines += ["", f"Quix Streams could not be measured: `{results['quix_error'][:500]}`"]

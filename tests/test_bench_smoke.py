@@ -64,7 +64,7 @@ def test_small_real_run_writes_every_measured_key(tmp_path: Path) -> None:
     # A clone without tags has no previous release to compare with; the harness then leaves that comparison out.
     release_keys = ("release_worker_docs_per_s", "speedup_vs_release") if previous_release() else ()
     for key in ("ceiling_docs_per_s", "worker_docs_per_s", "passthrough_docs_per_s", "worker_vs_passthrough",
-                *release_keys, "per_message_docs_per_s",
+                *release_keys, "per_message_docs_per_s", "worker_with_shadow_docs_per_s", "shadow_rate_ratio",
                 "speedup_vs_per_message", "p99_ms_at_half_load", "p99_ms_at_quarter_load", "worker_rss_mb",
                 "train_seconds", "train_peak_rss_mb"):
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
@@ -77,6 +77,7 @@ def test_small_real_run_writes_every_measured_key(tmp_path: Path) -> None:
         assert results["release"]["ref"] == previous_release()  # the previous release, from its git tag
         assert row["release_worker"]["outputs"] == 1200
     assert row["passthrough"]["outputs"] == 1200
+    assert row["worker_shadow"]["outputs"] == 1200
     assert set(results["latency_ms"]) == {"25%", "50%", "75%"}
     for level in results["latency_ms"].values():
         assert 0 < level["p50"] <= level["p95"] <= level["p99"]
