@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "classify": "classify",
     "produce": "produce",
     "tail": "tail",
+    "top": "top",
     "broker": "broker",
     "train": "train",
     "evaluate": "evaluate",
