@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "schema": "schema",
+    "replay": "replay",
 }
 
 
