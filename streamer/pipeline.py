@@ -214,8 +214,12 @@ def shrink(output: Output) -> Output | None:
 
 
 def process(records: Sequence[Record], bundle: ModelBundle, limits: Limits, output_topic: str, dlq_topic: str,
-            processed_at: str | None = None) -> Processed:
-    """Validate, classify (one model call), encode: one output per record, events first, then dead letters."""
+            processed_at: str | None = None, keep_articles: bool = False) -> Processed:
+    """Validate, classify (one model call), encode: one output per record, events first, then dead letters.
+
+    ``keep_articles``: each event keeps its parsed article (a shadow model scores them); otherwise they are let go
+    with the batch's encoding, so a batch in flight holds its bytes, not a second copy of every text.
+    """
     valid: list[tuple[Record, Article]] = []
     dead: list[tuple[Record, Rejection]] = []
     for rec in records:
@@ -253,7 +257,8 @@ def process(records: Sequence[Record], bundle: ModelBundle, limits: Limits, outp
             dead.append((rec, Rejection(DeadLetterReason.OUTPUT_TOO_LARGE,
                                         f"enriched event is {size} bytes, limit {limits.max_output_bytes}")))
             continue
-        out.outputs.append(Output(output_topic, key, value, headers, rec, prediction=prediction, article=article))
+        out.outputs.append(Output(output_topic, key, value, headers, rec, prediction=prediction,
+                                  article=article if keep_articles else None))
     for rec, rejection in dead:
         out.outputs.append(dead_letter(rec, rejection, limits, dlq_topic))
     return out

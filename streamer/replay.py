@@ -460,17 +460,13 @@ class Replay:
     # ---- publishing: the worker's own send and delivery -----------------------------------------------
 
     def _prepare(self, taken: dict[Any, list[Any]]) -> Any:
-        from kafka.structs import OffsetAndMetadata
-
         from streamer.pipeline import process
         from streamer.worker import Batch
 
         w = self.publisher
         records = [rec for recs in taken.values() for rec in recs]
         processed = process(records, w.models.current, w.limits, self.output_topic, self.settings.dlq_topic)
-        return Batch(started=time.monotonic(), records=records,
-                     offsets={tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in taken.items()},
-                     first={tp: recs[0].offset for tp, recs in taken.items()}, processed=processed)
+        return Batch.of(taken, processed, time.monotonic())
 
     def _send(self, batch: Any) -> None:
         from streamer.worker import DeadLetterRefused

@@ -78,6 +78,17 @@ class Batch:
     def outputs(self) -> list[Output]:
         return self.processed.outputs
 
+    @classmethod
+    def of(cls, records_by_tp: dict[TopicPartition, list[Any]], processed: Processed, started: float) -> Batch:
+        """The batch of one poll's records (per partition, in offset order) and their outputs."""
+        return cls(
+            started=started,
+            records=[rec for recs in records_by_tp.values() for rec in recs],
+            offsets={tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()},
+            first={tp: recs[0].offset for tp, recs in records_by_tp.items()},
+            processed=processed,
+        )
+
 
 def _first_error(futures: list[Any]) -> BaseException | None:
     """The first failed produce future's error; one still pending counts as failed (never commit unacknowledged)."""
@@ -417,7 +428,8 @@ class Worker:
         m.batch_size.observe(len(records))
         bundle = self.models.current
         t0 = time.perf_counter()
-        processed = process(records, bundle, self.limits, s.output_topic, s.dlq_topic)
+        processed = process(records, bundle, self.limits, s.output_topic, s.dlq_topic,
+                            keep_articles=self.shadow is not None)
         m.inference.observe(elapsed := time.perf_counter() - t0)
         m.phase["process"].observe(elapsed)
         if self.shadow is not None:
@@ -426,13 +438,7 @@ class Worker:
             scored = self.shadow.score(docs, [o.prediction or {} for o in events])
             if scored is not None and self._shadow_topic_ok:
                 self._publish_shadow(events, scored)
-        return Batch(
-            started=started,
-            records=records,
-            offsets={tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1) for tp, recs in records_by_tp.items()},
-            first={tp: recs[0].offset for tp, recs in records_by_tp.items()},
-            processed=processed,
-        )
+        return Batch.of(records_by_tp, processed, started)
 
     def _publish_shadow(self, events: list[Any], predictions: list[dict[str, Any]]) -> None:
         """The shadow's events, fire and forget: outside the batch's acknowledgements and commit."""
